@@ -1,0 +1,1 @@
+//! oslo.config-style configuration for om: INI files, environment, transports from config.

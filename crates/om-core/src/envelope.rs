@@ -1,0 +1,258 @@
+//! The oslo message envelope and Python-compatible JSON encoding.
+//!
+//! RabbitMQ and Kafka bodies are JSON. RPC traffic and `messagingv2`
+//! notifications use the **2.0 envelope**:
+//! `{"oslo.version": "2.0", "oslo.message": "<inner JSON as a string>"}`;
+//! the `messaging` notifier sends the bare object (format 1.0). Receivers
+//! accept both ([`decode`]).
+//!
+//! [`to_python_json`] writes JSON the way Python's `json.dumps` does by
+//! default (`", "` and `": "` separators, non-ASCII escaped as `\uXXXX`), so
+//! om's bytes equal the Python library's for the same message.
+
+use crate::{Error, JsonObject, Result};
+use serde::Serialize;
+use serde_json::Value;
+use std::io;
+
+/// Key of the envelope version.
+pub const VERSION_KEY: &str = "oslo.version";
+/// Key of the enveloped message string.
+pub const MESSAGE_KEY: &str = "oslo.message";
+/// The envelope version om emits.
+pub const ENVELOPE_VERSION: &str = "2.0";
+
+/// Prefix of flattened context keys on RabbitMQ (`_context_<key>`).
+pub const CONTEXT_PREFIX: &str = "_context_";
+
+/// Message format: 2.0 (enveloped) or 1.0 (bare object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Format {
+    /// Bare JSON object (`messaging` notification driver).
+    V1,
+    /// `{"oslo.version": "2.0", "oslo.message": "..."}` (everything else).
+    #[default]
+    V2,
+}
+
+/// A serde_json formatter that writes like Python's `json.dumps` defaults.
+#[derive(Debug, Default, Clone, Copy)]
+struct PythonFormatter;
+
+impl serde_json::ser::Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + io::Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + io::Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        writer.write_all(b": ")
+    }
+
+    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
+        // serde_json has already split out characters that need escaping in
+        // JSON itself; here only non-ASCII must become \uXXXX (ensure_ascii).
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if c.is_ascii() {
+                continue;
+            }
+            writer.write_all(&fragment.as_bytes()[start..i])?;
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                write!(writer, "\\u{unit:04x}")?;
+            }
+            start = i + c.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn write_char_escape<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        char_escape: serde_json::ser::CharEscape,
+    ) -> io::Result<()> {
+        use serde_json::ser::CharEscape::*;
+        let s: &[u8] = match char_escape {
+            Quote => b"\\\"",
+            ReverseSolidus => b"\\\\",
+            Solidus => b"/",
+            Backspace => b"\\b",
+            FormFeed => b"\\f",
+            LineFeed => b"\\n",
+            CarriageReturn => b"\\r",
+            Tab => b"\\t",
+            AsciiControl(byte) => {
+                return write!(writer, "\\u{byte:04x}");
+            }
+        };
+        writer.write_all(s)
+    }
+}
+
+/// Encodes `value` as JSON bytes exactly as Python's `json.dumps(value)`
+/// would (for the JSON data model; key order is the map's order).
+pub fn to_python_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+    value.serialize(&mut ser)?;
+    Ok(out)
+}
+
+/// Same as [`to_python_json`], as a `String`.
+pub fn to_python_json_string<T: Serialize + ?Sized>(value: &T) -> Result<String> {
+    // Python-style JSON output is pure ASCII, hence valid UTF-8.
+    String::from_utf8(to_python_json(value)?).map_err(|e| Error::Serialization(e.to_string()))
+}
+
+/// Encodes a message in the given format.
+pub fn encode(message: &JsonObject, format: Format) -> Result<Vec<u8>> {
+    match format {
+        Format::V1 => to_python_json(message),
+        Format::V2 => {
+            let inner = to_python_json_string(message)?;
+            let mut env = JsonObject::with_capacity(2);
+            env.insert(VERSION_KEY.into(), Value::String(ENVELOPE_VERSION.into()));
+            env.insert(MESSAGE_KEY.into(), Value::String(inner));
+            to_python_json(&env)
+        }
+    }
+}
+
+/// Decodes a body of either format (`wire-rabbit.md` §4.3):
+/// an object with both envelope keys is unwrapped after checking the version
+/// is compatible with 2.0; anything else must be a bare JSON object.
+pub fn decode(body: &[u8]) -> Result<JsonObject> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| Error::MalformedMessage(format!("body is not valid JSON: {e}")))?;
+    decode_value(value)
+}
+
+/// Like [`decode`], from an already parsed JSON value.
+pub fn decode_value(value: Value) -> Result<JsonObject> {
+    let Value::Object(mut obj) = value else {
+        return Err(Error::MalformedMessage(format!(
+            "body must be a JSON object, got {}",
+            crate::context::json_kind(&value)
+        )));
+    };
+    if obj.contains_key(VERSION_KEY) && obj.contains_key(MESSAGE_KEY) {
+        let version = match obj.get(VERSION_KEY) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => String::new(),
+        };
+        if !crate::version::is_compatible(Some(ENVELOPE_VERSION), Some(&version)) {
+            return Err(Error::UnsupportedEnvelopeVersion(version));
+        }
+        let inner = match obj.remove(MESSAGE_KEY) {
+            Some(Value::String(s)) => s,
+            Some(other) => {
+                return Err(Error::MalformedMessage(format!(
+                    "oslo.message must be a JSON string, got {}",
+                    crate::context::json_kind(&other)
+                )))
+            }
+            None => String::new(),
+        };
+        let inner: Value = serde_json::from_str(&inner)
+            .map_err(|e| Error::MalformedMessage(format!("oslo.message is not valid JSON: {e}")))?;
+        match inner {
+            Value::Object(m) => Ok(m),
+            other => Err(Error::MalformedMessage(format!(
+                "oslo.message must hold a JSON object, got {}",
+                crate::context::json_kind(&other)
+            ))),
+        }
+    } else {
+        Ok(obj)
+    }
+}
+
+/// Adds `_context_<key>` entries for every context key (RabbitMQ packing).
+pub fn pack_context_flat(message: &mut JsonObject, ctxt: &JsonObject) {
+    for (k, v) in ctxt {
+        message.insert(format!("{CONTEXT_PREFIX}{k}"), v.clone());
+    }
+}
+
+/// Removes every `_context_<key>` entry from `message` and returns them as a
+/// context (RabbitMQ unpacking).
+pub fn unpack_context_flat(message: &mut JsonObject) -> JsonObject {
+    let keys: Vec<String> = message
+        .keys()
+        .filter(|k| k.starts_with(CONTEXT_PREFIX))
+        .cloned()
+        .collect();
+    let mut ctxt = JsonObject::with_capacity(keys.len() + 1);
+    for k in keys {
+        if let Some(v) = message.shift_remove(&k) {
+            ctxt.insert(k[CONTEXT_PREFIX.len()..].to_owned(), v);
+        }
+    }
+    ctxt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> JsonObject {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn python_separators_and_ascii() {
+        let v = json!({"a": [1, 2], "b": "é☃😀", "c": null, "d": "q\"\\/\n\u{1}"});
+        let s = to_python_json_string(&v).unwrap();
+        assert_eq!(
+            s,
+            r#"{"a": [1, 2], "b": "\u00e9\u2603\ud83d\ude00", "c": null, "d": "q\"\\/\n\u0001"}"#
+        );
+    }
+
+    #[test]
+    fn envelope_round_trip() {
+        let m = obj(json!({"method": "echo", "args": {"x": "ü"}}));
+        let body = encode(&m, Format::V2).unwrap();
+        let text = String::from_utf8(body.clone()).unwrap();
+        assert!(text.starts_with(r#"{"oslo.version": "2.0", "oslo.message": "{\"method\": \"echo\""#));
+        assert_eq!(decode(&body).unwrap(), m);
+        let v1 = encode(&m, Format::V1).unwrap();
+        assert_eq!(decode(&v1).unwrap(), m);
+    }
+
+    #[test]
+    fn bad_envelopes_are_typed_errors() {
+        let e = decode(br#"{"oslo.version": "2.1", "oslo.message": "{}"}"#).unwrap_err();
+        assert_eq!(e.oslo_name(), "UnsupportedRpcEnvelopeVersion");
+        assert!(decode(br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#).is_err());
+        assert!(decode(br#"{"oslo.version": "2.0", "oslo.message": 5}"#).is_err());
+        assert!(decode(br#"{"oslo.version": "2.0", "oslo.message": "[1]"}"#).is_err());
+        assert!(decode(b"[1, 2]").is_err());
+        assert!(decode(b"\xff\xfe").is_err());
+        assert!(decode(br#"{"oslo.version": "2.0.0", "oslo.message": "{}"}"#).is_ok());
+    }
+
+    #[test]
+    fn context_flattening() {
+        let mut m = obj(json!({"method": "m"}));
+        pack_context_flat(&mut m, &obj(json!({"user": "bob", "nested": {"a": 1}})));
+        assert_eq!(m.get("_context_user"), Some(&json!("bob")));
+        let ctx = unpack_context_flat(&mut m);
+        assert_eq!(ctx, obj(json!({"user": "bob", "nested": {"a": 1}})));
+        assert_eq!(m, obj(json!({"method": "m"})));
+    }
+}

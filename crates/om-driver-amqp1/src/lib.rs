@@ -1,0 +1,1 @@
+//! AMQP 1.0 driver for om, on fe2o3-amqp.

@@ -1,0 +1,1 @@
+//! Kafka driver for om (notifications), on rdkafka, wire-compatible with Python oslo.messaging.

@@ -1,0 +1,1 @@
+//! Notifiers and notification listeners for om with oslo.messaging's semantics.

@@ -1,0 +1,1 @@
+//! RPC clients and servers for om with oslo.messaging's semantics.

@@ -1,0 +1,1 @@
+//! om facade (being assembled).
