@@ -77,8 +77,6 @@ impl std::fmt::Display for RemoteError {
     }
 }
 
-/// Renders a list of strings the way Python's `repr(list)` does
-/// (`['a\n', 'b']`), which is how oslo prints remote tracebacks.
 impl std::error::Error for RemoteError {}
 
 /// Renders a list of strings the way Python's `repr(list)` does
