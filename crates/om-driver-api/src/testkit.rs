@@ -1,0 +1,1 @@
+//! The driver conformance suite (being written).
