@@ -1,0 +1,328 @@
+//! Dispatch of received notifications to endpoints (oslo's
+//! `NotificationDispatcher` and `BatchNotificationDispatcher`).
+
+use crate::endpoint::{
+    BatchNotificationEndpoint, Metadata, Notification, NotificationEndpoint, NotificationResult,
+};
+use crate::filter::NotificationFilter;
+use futures_util::FutureExt;
+use om_driver_api::om_core::{
+    Context, DynSerializer, JsonObject, NoOpSerializer, Priority, Result, Value,
+};
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use tracing::Instrument;
+
+/// The priority named by a message's `priority` field, lower-cased, if it
+/// is one of the seven (`warning` is not one of them).
+fn parse_priority(raw: &str) -> Option<Priority> {
+    Priority::ALL.into_iter().find(|p| p.as_lower() == raw)
+}
+
+/// A received notification after extraction, with the raw values filters
+/// look at.
+#[derive(Debug, Clone)]
+pub(crate) struct Extracted {
+    pub(crate) notification: Notification,
+    raw_publisher_id: Value,
+    raw_event_type: Value,
+    raw_metadata: JsonObject,
+}
+
+impl Extracted {
+    fn passes(&self, filter: Option<&NotificationFilter>) -> bool {
+        filter.is_none_or(|f| {
+            f.matches(
+                self.notification.ctxt.as_object(),
+                &self.raw_publisher_id,
+                &self.raw_event_type,
+                &self.raw_metadata,
+                &self.notification.payload,
+            )
+        })
+    }
+}
+
+/// The lower-cased `priority` field (empty when absent; `None` when it is
+/// not a string).
+fn raw_priority(message: &JsonObject) -> Option<String> {
+    match message.get("priority") {
+        None => Some(String::new()),
+        Some(Value::String(s)) => Some(s.to_lowercase()),
+        Some(_) => None,
+    }
+}
+
+fn extract(
+    serializer: &DynSerializer,
+    priority: Priority,
+    ctxt: JsonObject,
+    message: &JsonObject,
+) -> Result<Extracted> {
+    let ctxt = serializer.deserialize_context(Context(ctxt))?;
+    let raw_publisher_id = message.get("publisher_id").cloned().unwrap_or(Value::Null);
+    let raw_event_type = message.get("event_type").cloned().unwrap_or(Value::Null);
+    let message_id = message.get("message_id").cloned().unwrap_or(Value::Null);
+    let timestamp = message.get("timestamp").cloned().unwrap_or(Value::Null);
+    let payload = message.get("payload").cloned().unwrap_or(Value::Null);
+    let payload = serializer.deserialize_entity(&ctxt, payload)?;
+    let metadata = Metadata {
+        message_id: message_id.as_str().map(str::to_owned),
+        timestamp: timestamp.as_str().map(str::to_owned),
+    };
+    let mut raw_metadata = JsonObject::with_capacity(2);
+    raw_metadata.insert("message_id".into(), message_id);
+    raw_metadata.insert("timestamp".into(), timestamp);
+    Ok(Extracted {
+        notification: Notification {
+            ctxt,
+            publisher_id: raw_publisher_id.as_str().map(str::to_owned),
+            event_type: raw_event_type.as_str().unwrap_or_default().to_owned(),
+            priority,
+            payload,
+            metadata,
+        },
+        raw_publisher_id,
+        raw_event_type,
+        raw_metadata,
+    })
+}
+
+/// Runs one handler future; a panic counts as requeue.
+async fn guarded(fut: impl std::future::Future<Output = NotificationResult>) -> NotificationResult {
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::error!("notification endpoint panicked; counts as requeue");
+            NotificationResult::Requeue
+        }
+    }
+}
+
+/// Hands single notifications to endpoints, as oslo's
+/// `NotificationDispatcher`. Used by
+/// [`NotificationListener`](crate::NotificationListener); public so
+/// endpoints can be exercised without a transport.
+#[derive(Clone)]
+pub struct NotificationDispatcher {
+    endpoints: Vec<Arc<dyn NotificationEndpoint>>,
+    by_priority: [Vec<usize>; 7],
+    serializer: DynSerializer,
+}
+
+impl std::fmt::Debug for NotificationDispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NotificationDispatcher")
+            .field("endpoints", &self.endpoints.len())
+            .field("priorities", &self.supported_priorities())
+            .finish()
+    }
+}
+
+fn priority_table<T: ?Sized>(
+    endpoints: &[Arc<T>],
+    prios: impl Fn(&T) -> Vec<Priority>,
+) -> [Vec<usize>; 7] {
+    let mut table: [Vec<usize>; 7] = Default::default();
+    for (i, ep) in endpoints.iter().enumerate() {
+        let ps = prios(ep);
+        for (slot, p) in Priority::ALL.into_iter().enumerate() {
+            if ps.contains(&p) {
+                table[slot].push(i);
+            }
+        }
+    }
+    table
+}
+
+fn slot(p: Priority) -> usize {
+    Priority::ALL.iter().position(|q| *q == p).unwrap_or(0)
+}
+
+impl NotificationDispatcher {
+    /// A dispatcher over `endpoints` (in order) with `serializer` (`None`:
+    /// no-op).
+    pub fn new(
+        endpoints: Vec<Arc<dyn NotificationEndpoint>>,
+        serializer: Option<DynSerializer>,
+    ) -> Self {
+        let by_priority = priority_table(&endpoints, |e| e.priorities());
+        NotificationDispatcher {
+            endpoints,
+            by_priority,
+            serializer: serializer.unwrap_or_else(|| Arc::new(NoOpSerializer)),
+        }
+    }
+
+    /// The priorities at least one endpoint handles, in oslo's order.
+    pub fn supported_priorities(&self) -> Vec<Priority> {
+        Priority::ALL
+            .into_iter()
+            .filter(|p| !self.by_priority[slot(*p)].is_empty())
+            .collect()
+    }
+
+    /// Dispatches one message (context and message as a driver hands them
+    /// over), following oslo:
+    ///
+    /// 1. the priority is the message's `priority` field lower-cased; one
+    ///    that is not among the seven is logged and the message counts as
+    ///    handled (acknowledged) without calling any endpoint;
+    /// 2. endpoints with a method for it run in order, skipping those whose
+    ///    filter does not match; the first [`NotificationResult::Requeue`]
+    ///    (or handler error or panic) stops and is returned;
+    /// 3. otherwise the message is handled.
+    ///
+    /// A serializer failure on the context or payload counts as requeue.
+    pub async fn dispatch(&self, ctxt: JsonObject, message: &JsonObject) -> NotificationResult {
+        let Some(raw) = raw_priority(message) else {
+            tracing::warn!(priority = ?message.get("priority"), "Unknown priority");
+            return NotificationResult::Handled;
+        };
+        let Some(priority) = parse_priority(&raw) else {
+            tracing::warn!(priority = raw.as_str(), "Unknown priority \"{raw}\"");
+            return NotificationResult::Handled;
+        };
+        let extracted = match extract(&self.serializer, priority, ctxt, message) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot deserialize notification; counts as requeue");
+                return NotificationResult::Requeue;
+            }
+        };
+        let span = tracing::debug_span!(
+            "om.notify.dispatch",
+            priority = priority.as_lower(),
+            event_type = extracted.notification.event_type.as_str(),
+            message_id = extracted.notification.metadata.message_id.as_deref(),
+        );
+        async {
+            for &i in &self.by_priority[slot(priority)] {
+                let ep = &self.endpoints[i];
+                if !extracted.passes(ep.filter_rule()) {
+                    continue;
+                }
+                if guarded(ep.handle(&extracted.notification)).await == NotificationResult::Requeue
+                {
+                    return NotificationResult::Requeue;
+                }
+            }
+            NotificationResult::Handled
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+/// Hands batches to batch endpoints, as oslo's
+/// `BatchNotificationDispatcher`.
+#[derive(Clone)]
+pub struct BatchNotificationDispatcher {
+    endpoints: Vec<Arc<dyn BatchNotificationEndpoint>>,
+    by_priority: [Vec<usize>; 7],
+    serializer: DynSerializer,
+}
+
+impl std::fmt::Debug for BatchNotificationDispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchNotificationDispatcher")
+            .field("endpoints", &self.endpoints.len())
+            .field("priorities", &self.supported_priorities())
+            .finish()
+    }
+}
+
+impl BatchNotificationDispatcher {
+    /// A dispatcher over `endpoints` with `serializer` (`None`: no-op).
+    pub fn new(
+        endpoints: Vec<Arc<dyn BatchNotificationEndpoint>>,
+        serializer: Option<DynSerializer>,
+    ) -> Self {
+        let by_priority = priority_table(&endpoints, |e| e.priorities());
+        BatchNotificationDispatcher {
+            endpoints,
+            by_priority,
+            serializer: serializer.unwrap_or_else(|| Arc::new(NoOpSerializer)),
+        }
+    }
+
+    /// The priorities at least one endpoint handles, in oslo's order.
+    pub fn supported_priorities(&self) -> Vec<Priority> {
+        Priority::ALL
+            .into_iter()
+            .filter(|p| !self.by_priority[slot(*p)].is_empty())
+            .collect()
+    }
+
+    /// Dispatches a batch; returns, for each message in order, whether it
+    /// is to be requeued.
+    ///
+    /// Messages are grouped by lower-cased priority (groups in sorted
+    /// order, as Python sorts them); a group with an unknown priority is
+    /// logged and acknowledged. For each group, endpoints with a method
+    /// for the priority run in order on the messages their filter lets
+    /// through (skipped when none does); [`NotificationResult::Requeue`],
+    /// an error or a panic marks the whole group for requeue and skips the
+    /// remaining endpoints for it. A message whose context or payload the
+    /// serializer rejects is marked on its own (Python would requeue the
+    /// whole batch).
+    pub async fn dispatch(&self, messages: Vec<(JsonObject, &JsonObject)>) -> Vec<bool> {
+        let mut requeue = vec![false; messages.len()];
+        let mut groups: BTreeMap<String, Vec<(usize, Extracted)>> = BTreeMap::new();
+        for (i, (ctxt, message)) in messages.into_iter().enumerate() {
+            let Some(raw) = raw_priority(message) else {
+                tracing::warn!(priority = ?message.get("priority"), "Unknown priority");
+                continue;
+            };
+            let Some(priority) = parse_priority(&raw) else {
+                tracing::warn!(priority = raw.as_str(), "Unknown priority \"{raw}\"");
+                continue;
+            };
+            match extract(&self.serializer, priority, ctxt, message) {
+                Ok(x) => groups.entry(raw).or_default().push((i, x)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot deserialize notification; counts as requeue");
+                    requeue[i] = true;
+                }
+            }
+        }
+        for (raw, members) in groups {
+            let Some(priority) = parse_priority(&raw) else {
+                continue;
+            };
+            let span = tracing::debug_span!(
+                "om.notify.dispatch_batch",
+                priority = priority.as_lower(),
+                size = members.len()
+            );
+            let requeue_group = async {
+                for &e in &self.by_priority[slot(priority)] {
+                    let ep = &self.endpoints[e];
+                    let batch: Vec<Notification> = members
+                        .iter()
+                        .filter(|(_, x)| x.passes(ep.filter_rule()))
+                        .map(|(_, x)| x.notification.clone())
+                        .collect();
+                    if batch.is_empty() {
+                        continue;
+                    }
+                    if guarded(ep.handle_batch(priority, &batch)).await
+                        == NotificationResult::Requeue
+                    {
+                        return true;
+                    }
+                }
+                false
+            }
+            .instrument(span)
+            .await;
+            if requeue_group {
+                for (i, _) in &members {
+                    requeue[*i] = true;
+                }
+            }
+        }
+        requeue
+    }
+}
