@@ -1,0 +1,292 @@
+//! Bodies and properties on the wire (`wire-rabbit.md` §3–§9).
+
+use crate::options::Compression;
+use flate2::read::ZlibDecoder;
+use flate2::write::ZlibEncoder;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::BasicProperties;
+use om_driver_api::om_core::envelope::{self, Format};
+use om_driver_api::om_core::{Error, JsonObject, RemoteError, Result, Value};
+use om_driver_api::ReplyEvent;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// The key of the call id.
+pub(crate) const MSG_ID: &str = "_msg_id";
+/// The key of the caller's reply queue.
+pub(crate) const REPLY_Q: &str = "_reply_q";
+/// The key of the call-monitor timeout.
+pub(crate) const TIMEOUT: &str = "_timeout";
+/// The key of the duplicate-detection id.
+pub(crate) const UNIQUE_ID: &str = "_unique_id";
+/// The application header naming the compression codec.
+const COMPRESSION_HEADER: &str = "compression";
+
+/// A short string, or a typed error when it is longer than AMQP allows
+/// (255 bytes) instead of lapin's panic.
+pub(crate) fn short_string(what: &str, s: &str) -> Result<ShortString> {
+    ShortString::try_new(s).map_err(|_| {
+        Error::Messaging(format!(
+            "{what} {s:?} is {} bytes long; AMQP allows at most 255",
+            s.len()
+        ))
+    })
+}
+
+/// The properties every message carries (`wire-rabbit.md` §3.2):
+/// `application/json`, `utf-8`, empty headers (or the compression header),
+/// persistent, priority 0, and the expiration of calls.
+pub(crate) fn properties(expiration: Option<Duration>, compression: Option<Compression>) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    if let Some(c) = compression {
+        headers.insert(COMPRESSION_HEADER.into(), AMQPValue::LongString(c.content_type().into()));
+    }
+    let props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_content_encoding("utf-8".into())
+        .with_headers(headers)
+        .with_delivery_mode(2)
+        .with_priority(0);
+    match expiration {
+        // Python: str(int(timeout * 1000)).
+        Some(t) => props.with_expiration(t.as_millis().to_string().into()),
+        None => props,
+    }
+}
+
+/// Encodes a message (2.0 envelope or bare) and compresses it if asked.
+pub(crate) fn encode_body(message: &JsonObject, format: Format, compression: Option<Compression>) -> Result<Vec<u8>> {
+    let body = envelope::encode(message, format)?;
+    match compression {
+        None => Ok(body),
+        Some(Compression::Gzip) => {
+            let mut enc = ZlibEncoder::new(Vec::with_capacity(body.len() / 2 + 16), flate2::Compression::default());
+            enc.write_all(&body)
+                .and_then(|_| enc.finish())
+                .map_err(|e| Error::Serialization(format!("zlib compression failed: {e}")))
+        }
+    }
+}
+
+/// Decodes a delivery body: decompresses per the `compression` header, then
+/// JSON and envelope (`wire-rabbit.md` §4.3).
+pub(crate) fn decode_body(properties: &BasicProperties, data: &[u8]) -> Result<JsonObject> {
+    let codec = properties
+        .headers()
+        .as_ref()
+        .and_then(|h| h.inner().get(COMPRESSION_HEADER))
+        .map(|v| match v {
+            AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+            AMQPValue::ShortString(s) => s.as_str().to_owned(),
+            other => format!("{other:?}"),
+        });
+    match codec.as_deref() {
+        None => envelope::decode(data),
+        Some("application/x-gzip") | Some("application/zlib") => {
+            let mut out = Vec::with_capacity(data.len() * 3);
+            ZlibDecoder::new(data)
+                .read_to_end(&mut out)
+                .map_err(|e| Error::MalformedMessage(format!("body is not a valid zlib stream: {e}")))?;
+            envelope::decode(&out)
+        }
+        Some(other) => Err(Error::MalformedMessage(format!(
+            "unsupported body compression {other:?}"
+        ))),
+    }
+}
+
+/// Serializes a remote error as the `failure` JSON string of a reply
+/// (`class`, `module`, `message`, `tb`, `args`, `kwargs`; §9.1).
+pub(crate) fn failure_to_json(e: &RemoteError) -> Result<String> {
+    let mut m = JsonObject::with_capacity(6);
+    m.insert("class".into(), Value::String(e.exc_type.clone()));
+    m.insert("module".into(), Value::String(e.module.clone()));
+    m.insert("message".into(), Value::String(e.value.clone()));
+    m.insert(
+        "tb".into(),
+        Value::Array(e.traceback.iter().cloned().map(Value::String).collect()),
+    );
+    m.insert("args".into(), Value::Array(e.args.clone()));
+    m.insert("kwargs".into(), Value::Object(e.kwargs.clone()));
+    envelope::to_python_json_string(&m)
+}
+
+/// Parses a reply's `failure` string; anything unreadable becomes a
+/// `RemoteError` carrying the raw text.
+pub(crate) fn failure_from_json(s: &str) -> RemoteError {
+    let Ok(Value::Object(m)) = serde_json::from_str::<Value>(s) else {
+        return RemoteError::new("RemoteError", "oslo_messaging.exceptions", s);
+    };
+    let text = |k: &str| match m.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    RemoteError {
+        exc_type: text("class"),
+        module: text("module"),
+        value: text("message"),
+        traceback: m
+            .get("tb")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        args: m.get("args").and_then(Value::as_array).cloned().unwrap_or_default(),
+        kwargs: m.get("kwargs").and_then(Value::as_object).cloned().unwrap_or_default(),
+    }
+}
+
+/// The body of a reply or heartbeat (§7), key order as Python's.
+pub(crate) fn reply_message(msg_id: &str, reply: Option<&std::result::Result<Value, RemoteError>>) -> Result<JsonObject> {
+    let mut msg = JsonObject::with_capacity(5);
+    let (result, failure, ending) = match reply {
+        None => (Value::Null, Value::Null, false),
+        Some(Ok(v)) => (v.clone(), Value::Null, true),
+        Some(Err(e)) => (Value::Null, Value::String(failure_to_json(e)?), true),
+    };
+    msg.insert("result".into(), result);
+    msg.insert("failure".into(), failure);
+    msg.insert("ending".into(), Value::Bool(ending));
+    msg.insert(MSG_ID.into(), Value::String(msg_id.to_owned()));
+    msg.insert(UNIQUE_ID.into(), Value::String(om_driver_api::om_core::uuid_hex()));
+    Ok(msg)
+}
+
+/// What one reply message means to the waiting call (oslo's
+/// `ReplyWaiter._process_reply` + `wait`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ReplyPart {
+    /// A call-monitor heartbeat.
+    Heartbeat,
+    /// The final message: the result it carries (a failure, a non-null
+    /// result, or `None` when it carries nothing and an earlier partial
+    /// result applies).
+    End(Option<std::result::Result<Value, RemoteError>>),
+    /// An old-style partial reply (no `ending`) with a value to remember.
+    Partial(std::result::Result<Value, RemoteError>),
+}
+
+/// Classifies a decoded reply (with `_msg_id` and `_unique_id` removed).
+pub(crate) fn reply_part(msg: &mut JsonObject) -> ReplyPart {
+    let ending = msg.get("ending").and_then(Value::as_bool).unwrap_or(false);
+    let failure = match msg.get("failure") {
+        Some(Value::String(f)) if !f.is_empty() => Some(failure_from_json(f)),
+        Some(Value::Null) | None => None,
+        Some(Value::String(_)) => None,
+        Some(other) => Some(failure_from_json(&other.to_string())),
+    };
+    let result = msg.shift_remove("result").unwrap_or(Value::Null);
+    let value = match failure {
+        Some(f) => Some(Err(f)),
+        None if !result.is_null() => Some(Ok(result)),
+        None => None,
+    };
+    match (ending, value) {
+        (true, v) => ReplyPart::End(v),
+        (false, Some(v)) => ReplyPart::Partial(v),
+        (false, None) => ReplyPart::Heartbeat,
+    }
+}
+
+/// Folds a [`ReplyPart`] into the event handed to the caller, given the
+/// partial result remembered so far.
+pub(crate) fn fold_reply(part: ReplyPart, partial: &mut Option<std::result::Result<Value, RemoteError>>) -> Option<ReplyEvent> {
+    match part {
+        ReplyPart::Heartbeat => Some(ReplyEvent::Heartbeat),
+        ReplyPart::Partial(v) => {
+            *partial = Some(v);
+            None
+        }
+        ReplyPart::End(Some(v)) => Some(ReplyEvent::Final(v)),
+        ReplyPart::End(None) => Some(ReplyEvent::Final(partial.take().unwrap_or(Ok(Value::Null)))),
+    }
+}
+
+/// Removes a string key.
+pub(crate) fn take_string(msg: &mut JsonObject, key: &str) -> Option<String> {
+    match msg.shift_remove(key) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> JsonObject {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn properties_match_python() {
+        let p = properties(Some(Duration::from_secs(5)), None);
+        assert_eq!(p.content_type().as_ref().map(|s| s.as_str()), Some("application/json"));
+        assert_eq!(p.content_encoding().as_ref().map(|s| s.as_str()), Some("utf-8"));
+        assert_eq!(p.delivery_mode(), &Some(2));
+        assert_eq!(p.priority(), &Some(0));
+        assert_eq!(p.expiration().as_ref().map(|s| s.as_str()), Some("5000"));
+        assert!(p.headers().as_ref().is_some_and(|h| h.inner().is_empty()));
+        assert!(p.correlation_id().is_none() && p.reply_to().is_none() && p.message_id().is_none());
+        let p = properties(None, Some(Compression::Gzip));
+        assert!(p.expiration().is_none());
+        assert_eq!(
+            p.headers().as_ref().and_then(|h| h.inner().get("compression").cloned()),
+            Some(AMQPValue::LongString("application/x-gzip".into()))
+        );
+    }
+
+    #[test]
+    fn zlib_round_trip_starts_with_78_9c() {
+        let m = obj(json!({"method": "echo", "args": {"x": "y".repeat(100)}}));
+        let body = encode_body(&m, Format::V2, Some(Compression::Gzip)).unwrap();
+        assert_eq!(&body[..2], &[0x78, 0x9c]);
+        let props = properties(None, Some(Compression::Gzip));
+        assert_eq!(decode_body(&props, &body).unwrap(), m);
+        let plain = encode_body(&m, Format::V2, None).unwrap();
+        assert_eq!(decode_body(&properties(None, None), &plain).unwrap(), m);
+        assert!(decode_body(&props, b"not zlib").is_err());
+    }
+
+    #[test]
+    fn reply_bodies_and_parts() {
+        let m = reply_message("abc", Some(&Ok(json!({"hello": "world"})))).unwrap();
+        let keys: Vec<&str> = m.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["result", "failure", "ending", "_msg_id", "_unique_id"]);
+        let hb = reply_message("abc", None).unwrap();
+        assert_eq!(hb["ending"], json!(false));
+        assert_eq!(hb["result"], Value::Null);
+        let mut e = RemoteError::new("ValueError", "builtins", "bad value");
+        e.traceback = vec!["Traceback\n".into()];
+        let f = reply_message("abc", Some(&Err(e.clone()))).unwrap();
+        let s = f["failure"].as_str().unwrap();
+        assert!(s.starts_with(r#"{"class": "ValueError", "module": "builtins", "message": "bad value", "tb": ["#));
+        assert_eq!(failure_from_json(s), e);
+
+        let mut partial = None;
+        let mut hb = obj(json!({"result": null, "failure": null, "ending": false}));
+        assert_eq!(fold_reply(reply_part(&mut hb), &mut partial), Some(ReplyEvent::Heartbeat));
+        let mut old = obj(json!({"result": "part", "failure": null}));
+        assert_eq!(fold_reply(reply_part(&mut old), &mut partial), None);
+        let mut end = obj(json!({"result": null, "failure": null, "ending": true}));
+        assert_eq!(
+            fold_reply(reply_part(&mut end), &mut partial),
+            Some(ReplyEvent::Final(Ok(json!("part"))))
+        );
+        let mut zero = obj(json!({"result": 0, "failure": null, "ending": true}));
+        assert_eq!(fold_reply(reply_part(&mut zero), &mut partial), Some(ReplyEvent::Final(Ok(json!(0)))));
+        let mut fail = obj(json!({"result": null, "failure": s, "ending": true}));
+        assert_eq!(fold_reply(reply_part(&mut fail), &mut partial), Some(ReplyEvent::Final(Err(e))));
+    }
+
+    #[test]
+    fn long_names_are_errors_not_panics() {
+        assert!(short_string("routing key", &"x".repeat(256)).is_err());
+        assert!(short_string("routing key", &"x".repeat(255)).is_ok());
+    }
+}

@@ -1,0 +1,472 @@
+//! Consuming connections: one per listener and one for a client's replies.
+//!
+//! A supervisor task owns the connection. It declares the exchanges,
+//! queues and bindings, starts the consumers and forwards every delivery to
+//! a sink. When the connection (or a consumer) is lost it reconnects with
+//! the connector's failover and back-off rules, forever, declares the whole
+//! topology again and resumes consuming, so a listener keeps yielding
+//! across broker restarts (`wire-rabbit.md` §14).
+
+use crate::codec::short_string;
+use crate::connect::Connector;
+use crate::publisher::{amqp_error, is_durable_mismatch, ExchangeDecl};
+use futures_util::stream::{self, BoxStream, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions, QueueDeleteOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{Channel, Connection};
+use om_driver_api::om_core::{Error, Result};
+use om_driver_api::Retry;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// One queue of a consuming connection.
+#[derive(Debug, Clone)]
+pub(crate) struct QueueSpec {
+    pub name: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+    /// Exchanges to declare first (those of the bindings).
+    pub exchanges: Vec<ExchangeDecl>,
+    /// `(exchange, routing key)` bindings.
+    pub bindings: Vec<(String, String)>,
+    /// A stream queue: consume from `x-stream-offset` (`last`, then the
+    /// offset after the last message received).
+    pub stream: bool,
+}
+
+/// What a consuming connection declares and consumes.
+#[derive(Debug, Clone)]
+pub(crate) struct ConsumeSpec {
+    pub queues: Vec<QueueSpec>,
+    pub prefetch: Option<u16>,
+    pub no_ack: bool,
+    pub consumer_arguments: FieldTable,
+}
+
+/// Where deliveries go: `(delivery, index of its queue)`. Returns `false`
+/// when nobody listens any more.
+pub(crate) type Sink = Box<dyn FnMut(Delivery, usize) -> bool + Send>;
+
+enum Command {
+    Stop(oneshot::Sender<()>),
+    Close { delete: Vec<String>, done: oneshot::Sender<()> },
+}
+
+/// Controls a consuming connection's supervisor task.
+#[derive(Debug)]
+pub(crate) struct ConsumerHandle {
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl ConsumerHandle {
+    /// Starts the supervisor and waits until the topology is declared and
+    /// the consumers run. Connection failures are retried forever;
+    /// declaration errors on the first attempt (e.g. `PRECONDITION_FAILED`)
+    /// are returned.
+    pub(crate) async fn start(connector: Arc<Connector>, spec: ConsumeSpec, sink: Sink) -> Result<ConsumerHandle> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        tokio::spawn(supervise(connector, spec, sink, rx, ready_tx));
+        match ready_rx.await {
+            Ok(Ok(())) => Ok(ConsumerHandle { commands: tx }),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::Closed),
+        }
+    }
+
+    /// Cancels the consumers; deliveries already received still reach the
+    /// sink, which is then dropped. The connection stays open (for
+    /// acknowledgements) until [`ConsumerHandle::close`].
+    pub(crate) async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Deletes `delete` (queue names) and closes the connection.
+    pub(crate) async fn close(&self, delete: Vec<String>) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Close { delete, done: tx }).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+enum Ev {
+    Msg(usize, lapin::Result<Delivery>),
+    End(usize),
+}
+
+enum RunOutcome {
+    Lost(String),
+    Stopped(oneshot::Sender<()>),
+    Closed(Vec<String>, Option<oneshot::Sender<()>>),
+}
+
+struct Live {
+    conn: Connection,
+    channel: Channel,
+    consumers: Vec<(usize, lapin::Consumer)>,
+}
+
+async fn supervise(
+    connector: Arc<Connector>,
+    mut spec: ConsumeSpec,
+    sink: Sink,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    ready: oneshot::Sender<Result<()>>,
+) {
+    let name = crate::connect::connection_name();
+    let mut sink = Some(sink);
+    let mut ready = Some(ready);
+    let mut offsets: Vec<Option<i64>> = vec![None; spec.queues.len()];
+    let mut failures = 0u32;
+    loop {
+        let setup = async {
+            let mut attempts = 0u32;
+            let (conn, label) = connector.connect(&name, Retry::Forever, &mut attempts).await?;
+            match declare_and_consume(&conn, &mut spec, &offsets).await {
+                Ok((channel, consumers)) => Ok((Live { conn, channel, consumers }, label)),
+                Err(e) => {
+                    let _ = conn.close(200, "OK".into()).await;
+                    Err(e)
+                }
+            }
+        };
+        let live = tokio::select! {
+            r = setup => r,
+            cmd = commands.recv() => {
+                match cmd {
+                    Some(Command::Stop(done)) => {
+                        drop(sink.take());
+                        let _ = done.send(());
+                        wait_close(&mut commands, None).await;
+                    }
+                    Some(Command::Close { done, .. }) => { let _ = done.send(()); }
+                    None => {}
+                }
+                return;
+            }
+        };
+        let (mut live, label) = match live {
+            Ok(l) => l,
+            Err(e) => {
+                if let Some(r) = ready.take() {
+                    let _ = r.send(Err(e));
+                    return;
+                }
+                let wait = connector.options().retry_interval(failures);
+                failures = failures.saturating_add(1);
+                tracing::error!(error = %e, "could not restore consumers, retrying in {wait:?}");
+                if sleep_or_command(wait, &mut commands).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        failures = 0;
+        if let Some(r) = ready.take() {
+            let _ = r.send(Ok(()));
+        } else {
+            tracing::info!(host = %label, "consumers restored after reconnection");
+        }
+        let Some(s) = sink.as_mut() else { return };
+        match run(&mut live, &spec, s, &mut offsets, &mut commands).await {
+            RunOutcome::Lost(why) => {
+                tracing::warn!(host = %label, error = %why, "consuming connection lost, reconnecting");
+                drop(live);
+                if sleep_or_command(connector.reconnect_delay(), &mut commands).await {
+                    return;
+                }
+            }
+            RunOutcome::Stopped(done) => {
+                drop(sink.take());
+                let _ = done.send(());
+                wait_close(&mut commands, Some(live)).await;
+                return;
+            }
+            RunOutcome::Closed(delete, done) => {
+                close_live(live, delete).await;
+                if let Some(d) = done {
+                    let _ = d.send(());
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Sleeps; returns `true` if a close command (or the handle's drop) came.
+async fn sleep_or_command(wait: Duration, commands: &mut mpsc::UnboundedReceiver<Command>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => false,
+        cmd = commands.recv() => {
+            match cmd {
+                Some(Command::Stop(done)) => {
+                    let _ = done.send(());
+                    wait_close(commands, None).await;
+                }
+                Some(Command::Close { done, .. }) => { let _ = done.send(()); }
+                None => {}
+            }
+            true
+        }
+    }
+}
+
+async fn wait_close(commands: &mut mpsc::UnboundedReceiver<Command>, live: Option<Live>) {
+    loop {
+        match commands.recv().await {
+            Some(Command::Stop(done)) => {
+                let _ = done.send(());
+            }
+            Some(Command::Close { delete, done }) => {
+                if let Some(l) = live {
+                    close_live(l, delete).await;
+                }
+                let _ = done.send(());
+                return;
+            }
+            None => {
+                if let Some(l) = live {
+                    close_live(l, Vec::new()).await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+async fn close_live(live: Live, delete: Vec<String>) {
+    if live.conn.status().connected() {
+        for q in delete {
+            if let Ok(name) = short_string("queue", &q) {
+                let ch = if live.channel.status().connected() {
+                    Ok(live.channel.clone())
+                } else {
+                    live.conn.create_channel().await
+                };
+                match ch {
+                    Ok(ch) => {
+                        if let Err(e) = ch.queue_delete(name, QueueDeleteOptions::default()).await {
+                            tracing::warn!(queue = %q, error = %e, "could not delete queue");
+                        }
+                    }
+                    Err(e) => tracing::warn!(queue = %q, error = %e, "could not delete queue"),
+                }
+            }
+        }
+        let _ = live.conn.close(200, "OK".into()).await;
+    }
+}
+
+async fn run(
+    live: &mut Live,
+    spec: &ConsumeSpec,
+    sink: &mut Sink,
+    offsets: &mut [Option<i64>],
+    commands: &mut mpsc::UnboundedReceiver<Command>,
+) -> RunOutcome {
+    let consumers = std::mem::take(&mut live.consumers);
+    let tags: Vec<ShortString> = consumers.iter().map(|(_, c)| c.tag()).collect();
+    let streams: Vec<BoxStream<'static, Ev>> = consumers
+        .into_iter()
+        .map(|(i, c)| {
+            c.map(move |r| Ev::Msg(i, r))
+                .chain(stream::once(async move { Ev::End(i) }))
+                .boxed()
+        })
+        .collect();
+    let mut merged = stream::select_all(streams);
+    let mut track = |i: usize, d: &Delivery| {
+        if spec.queues.get(i).is_some_and(|q| q.stream) {
+            if let Some(off) = d
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get("x-stream-offset"))
+                .and_then(amqp_i64)
+            {
+                offsets[i] = Some(off.saturating_add(1));
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            ev = merged.next() => match ev {
+                Some(Ev::Msg(i, Ok(d))) => {
+                    track(i, &d);
+                    if !sink(d, i) {
+                        return RunOutcome::Closed(Vec::new(), None);
+                    }
+                }
+                Some(Ev::Msg(_, Err(e))) => return RunOutcome::Lost(e.to_string()),
+                Some(Ev::End(i)) => {
+                    return RunOutcome::Lost(format!("consumer of queue {:?} was cancelled",
+                        spec.queues.get(i).map(|q| q.name.as_str()).unwrap_or_default()));
+                }
+                None => return RunOutcome::Lost("no consumer left".into()),
+            },
+            cmd = commands.recv() => match cmd {
+                Some(Command::Stop(done)) => {
+                    for tag in &tags {
+                        if let Err(e) = live.channel.basic_cancel(tag.clone(), BasicCancelOptions::default()).await {
+                            tracing::debug!(error = %e, "basic.cancel failed");
+                        }
+                    }
+                    // Hand out what the broker sent before the cancel took effect.
+                    let drain = async {
+                        let mut ended = 0;
+                        while let Some(ev) = merged.next().await {
+                            match ev {
+                                Ev::Msg(i, Ok(d)) => {
+                                    track(i, &d);
+                                    if !sink(d, i) {
+                                        break;
+                                    }
+                                }
+                                Ev::Msg(_, Err(_)) => {}
+                                Ev::End(_) => {
+                                    ended += 1;
+                                    if ended == tags.len() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    };
+                    let _ = tokio::time::timeout(Duration::from_secs(5), drain).await;
+                    return RunOutcome::Stopped(done);
+                }
+                Some(Command::Close { delete, done }) => return RunOutcome::Closed(delete, Some(done)),
+                None => return RunOutcome::Closed(Vec::new(), None),
+            }
+        }
+    }
+}
+
+fn amqp_i64(v: &AMQPValue) -> Option<i64> {
+    match v {
+        AMQPValue::LongLongInt(i) => Some(*i),
+        AMQPValue::LongInt(i) => Some(i64::from(*i)),
+        AMQPValue::LongUInt(i) => Some(i64::from(*i)),
+        AMQPValue::ShortInt(i) => Some(i64::from(*i)),
+        AMQPValue::ShortUInt(i) => Some(i64::from(*i)),
+        AMQPValue::Timestamp(i) => i64::try_from(*i).ok(),
+        _ => None,
+    }
+}
+
+fn declare_error(what: &str, name: &str, e: &lapin::Error) -> Error {
+    match amqp_error(e) {
+        Some((_, text)) => Error::ServerListen {
+            target: name.to_owned(),
+            reason: format!("cannot declare {what}: {text}"),
+        },
+        None => Error::transport(crate::connect::DRIVER, format!("cannot declare {what} {name:?}: {e}"), true),
+    }
+}
+
+async fn open_channel(conn: &Connection, prefetch: Option<u16>) -> Result<Channel> {
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(|e| crate::publisher::transport_error("cannot open a channel", &e))?;
+    if let Some(p) = prefetch {
+        ch.basic_qos(p, BasicQosOptions { global: false })
+            .await
+            .map_err(|e| crate::publisher::transport_error("basic.qos failed", &e))?;
+    }
+    Ok(ch)
+}
+
+async fn declare_and_consume(
+    conn: &Connection,
+    spec: &mut ConsumeSpec,
+    offsets: &[Option<i64>],
+) -> Result<(Channel, Vec<(usize, lapin::Consumer)>)> {
+    // A durable-flag mismatch closes the channel: switch the entity to
+    // non-durable (as oslo's fallback does) and start over on a new channel.
+    'attempt: for _ in 0..4 {
+        let ch = open_channel(conn, spec.prefetch).await?;
+        for qi in 0..spec.queues.len() {
+            for xi in 0..spec.queues[qi].exchanges.len() {
+                let x = spec.queues[qi].exchanges[xi].clone();
+                let opts = ExchangeDeclareOptions {
+                    durable: x.durable,
+                    auto_delete: x.auto_delete,
+                    ..ExchangeDeclareOptions::default()
+                };
+                let xname = short_string("exchange", &x.name)?;
+                if let Err(e) = ch.exchange_declare(xname, x.kind.clone(), opts, FieldTable::default()).await {
+                    if x.durable && is_durable_mismatch(&e) {
+                        tracing::warn!(exchange = %x.name, queue = %spec.queues[qi].name,
+                            "exchange exists non-durable; declaring exchange and queue non-durable");
+                        spec.queues[qi].exchanges[xi].durable = false;
+                        spec.queues[qi].durable = false;
+                        continue 'attempt;
+                    }
+                    return Err(declare_error("exchange", &x.name, &e));
+                }
+            }
+            let q = &spec.queues[qi];
+            let qname = short_string("queue", &q.name)?;
+            let opts = QueueDeclareOptions {
+                durable: q.durable,
+                auto_delete: q.auto_delete,
+                ..QueueDeclareOptions::default()
+            };
+            ch.queue_declare(qname.clone(), opts, q.arguments.clone())
+                .await
+                .map_err(|e| declare_error("queue", &q.name, &e))?;
+            for (x, key) in &q.bindings {
+                ch.queue_bind(
+                    qname.clone(),
+                    short_string("exchange", x)?,
+                    short_string("routing key", key)?,
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(|e| declare_error("binding", &format!("{x}->{}", q.name), &e))?;
+            }
+        }
+        let mut consumers = Vec::with_capacity(spec.queues.len());
+        for (i, q) in spec.queues.iter().enumerate() {
+            let mut args = spec.consumer_arguments.clone();
+            if q.stream {
+                args = FieldTable::default();
+                let offset = match offsets.get(i).copied().flatten() {
+                    Some(o) => AMQPValue::LongLongInt(o),
+                    None => AMQPValue::LongString("last".into()),
+                };
+                args.insert("x-stream-offset".into(), offset);
+            }
+            let c = ch
+                .basic_consume(
+                    short_string("queue", &q.name)?,
+                    "".into(),
+                    BasicConsumeOptions {
+                        no_ack: spec.no_ack,
+                        ..BasicConsumeOptions::default()
+                    },
+                    args,
+                )
+                .await
+                .map_err(|e| declare_error("consumer", &q.name, &e))?;
+            consumers.push((i, c));
+        }
+        return Ok((ch, consumers));
+    }
+    Err(Error::ServerListen {
+        target: spec.queues.first().map(|q| q.name.clone()).unwrap_or_default(),
+        reason: "could not declare the topology (repeated durable mismatches)".into(),
+    })
+}
