@@ -6,6 +6,7 @@ modes (each prints JSON lines on stdout; servers print {"event": "ready"}
 once subscribed and run until stdin is closed or they are killed):
 
   rpc-server      --url U --topic T --server S [--exchange E] [--allowed-exmods M,...]
+  (JSON arguments may be given as @FILE.)
   rpc-call        --url U --topic T [--server S] [--exchange E] [--namespace N]
                   [--version V] [--timeout F] [--call-monitor-timeout F]
                   [--context JSON] [--allowed-exmods M,...] --method M [--args JSON]
@@ -45,11 +46,21 @@ def emit(obj):
     sys.stdout.flush()
 
 
+def load_json(text):
+    """JSON from the argument, or from a file when it starts with '@'
+    (large payloads exceed the command-line limit)."""
+    if not text:
+        return None
+    if text.startswith("@"):
+        with open(text[1:], "r", encoding="utf-8") as f:
+            return json.load(f)
+    return json.loads(text)
+
+
 def make_context(text):
     """A RequestContext when the JSON has keys (a plain dict would be
     dropped by the notifier), else an empty dict."""
-    data = json.loads(text) if text else {}
-    return data
+    return load_json(text) or {}
 
 
 class Echo(object):
@@ -141,7 +152,7 @@ def client(args):
 def rpc_call(args):
     transport, rpc = client(args)
     ctxt = make_context(args.context)
-    call_args = json.loads(args.args) if args.args else {}
+    call_args = load_json(args.args) or {}
     started = time.time()
     try:
         result = rpc.call(ctxt, args.method, **call_args)
@@ -154,7 +165,7 @@ def rpc_call(args):
 def rpc_cast(args):
     transport, rpc = client(args)
     ctxt = make_context(args.context)
-    call_args = json.loads(args.args) if args.args else {}
+    call_args = load_json(args.args) or {}
     try:
         rpc.cast(ctxt, args.method, **call_args)
         emit({"result": None})
@@ -167,9 +178,11 @@ def notify_send(args):
     transport = messaging.get_notification_transport(CONF, url=args.url)
     notifier = messaging.Notifier(transport, publisher_id=args.publisher_id,
                                   driver=args.driver, topics=[args.topic])
-    ctx_data = json.loads(args.context) if args.context else {}
+    ctx_data = load_json(args.context) or {}
     ctxt = oslo_context.RequestContext.from_dict(ctx_data) if ctx_data else {}
-    payload = json.loads(args.payload) if args.payload else {}
+    payload = load_json(args.payload)
+    if payload is None:
+        payload = {}
     method = getattr(notifier, args.priority)
     for i in range(args.count):
         p = payload
