@@ -87,7 +87,11 @@ pub fn python_list_repr(items: &[String]) -> String {
         if i > 0 {
             out.push_str(", ");
         }
-        let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
+        let quote = if s.contains('\'') && !s.contains('"') {
+            '"'
+        } else {
+            '\''
+        };
         out.push(quote);
         for c in s.chars() {
             match c {
@@ -144,7 +148,9 @@ pub enum Error {
     },
 
     /// A `mandatory` publish was returned by the broker (`MessageUndeliverable`).
-    #[error("message undeliverable: no queue for exchange {exchange:?} routing key {routing_key:?}")]
+    #[error(
+        "message undeliverable: no queue for exchange {exchange:?} routing key {routing_key:?}"
+    )]
     MessageUndeliverable {
         /// Exchange published to.
         exchange: String,
@@ -306,11 +312,21 @@ impl Error {
 
     /// Whether retrying the operation may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Transport { retryable: true, .. })
+        matches!(
+            self,
+            Error::Transport {
+                retryable: true,
+                ..
+            }
+        )
     }
 
     /// Shorthand for a [`Error::Transport`] error.
-    pub fn transport(driver: impl Into<String>, message: impl Into<String>, retryable: bool) -> Self {
+    pub fn transport(
+        driver: impl Into<String>,
+        message: impl Into<String>,
+        retryable: bool,
+    ) -> Self {
         Error::Transport {
             driver: driver.into(),
             message: message.into(),
@@ -348,11 +364,22 @@ mod tests {
 
     #[test]
     fn dispatcher_messages_match_oslo() {
-        let e = Error::NoSuchMethod { method: "nosuch".into() };
+        let e = Error::NoSuchMethod {
+            method: "nosuch".into(),
+        };
         assert_eq!(e.to_string(), "Endpoint does not support RPC method nosuch");
-        let e = Error::UnsupportedVersion { version: "1.6".into(), method: Some("echo".into()) };
-        assert_eq!(e.to_string(), "Endpoint does not support RPC version 1.6. Attempted method: echo");
-        let e = Error::UnsupportedVersion { version: "2.0".into(), method: None };
+        let e = Error::UnsupportedVersion {
+            version: "1.6".into(),
+            method: Some("echo".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "Endpoint does not support RPC version 1.6. Attempted method: echo"
+        );
+        let e = Error::UnsupportedVersion {
+            version: "2.0".into(),
+            method: None,
+        };
         assert_eq!(e.to_string(), "Endpoint does not support RPC version 2.0.");
         let r = e.to_remote();
         assert_eq!(r.module, "oslo_messaging.rpc.dispatcher");
@@ -361,7 +388,11 @@ mod tests {
 
     #[test]
     fn remote_error_display_like_python() {
-        let mut r = RemoteError::new("InstanceNotFound", "nova.exception", "Instance 1 could not be found.");
+        let mut r = RemoteError::new(
+            "InstanceNotFound",
+            "nova.exception",
+            "Instance 1 could not be found.",
+        );
         r.traceback = vec!["Traceback...\n".into()];
         assert_eq!(
             r.to_string(),

@@ -12,9 +12,9 @@
 //! are for transforming values (the request-context pattern, or
 //! [`MsgPackSerializer`] between om processes with feature `msgpack`).
 
-use crate::{Context, RequestContext, Result};
 #[cfg(feature = "msgpack")]
 use crate::JsonObject;
+use crate::{Context, RequestContext, Result};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -100,23 +100,32 @@ impl MsgPackSerializer {
 #[cfg(feature = "msgpack")]
 impl Serializer for MsgPackSerializer {
     fn serialize_entity(&self, _: &Context, entity: Value) -> Result<Value> {
-        let bytes = rmp_serde::to_vec(&entity).map_err(|e| crate::Error::Serialization(e.to_string()))?;
+        let bytes =
+            rmp_serde::to_vec(&entity).map_err(|e| crate::Error::Serialization(e.to_string()))?;
         let mut obj = JsonObject::with_capacity(1);
-        obj.insert(Self::KEY.into(), Value::Array(bytes.into_iter().map(Value::from).collect()));
+        obj.insert(
+            Self::KEY.into(),
+            Value::Array(bytes.into_iter().map(Value::from).collect()),
+        );
         Ok(Value::Object(obj))
     }
     fn deserialize_entity(&self, _: &Context, entity: Value) -> Result<Value> {
         match entity {
             Value::Object(ref obj) if obj.len() == 1 && obj.contains_key(Self::KEY) => {
                 let Some(Value::Array(items)) = obj.get(Self::KEY) else {
-                    return Err(crate::Error::Serialization("__msgpack__ must be an array of bytes".into()));
+                    return Err(crate::Error::Serialization(
+                        "__msgpack__ must be an array of bytes".into(),
+                    ));
                 };
                 let bytes = items
                     .iter()
                     .map(|v| v.as_u64().and_then(|n| u8::try_from(n).ok()))
                     .collect::<Option<Vec<u8>>>()
-                    .ok_or_else(|| crate::Error::Serialization("__msgpack__ must hold bytes 0..=255".into()))?;
-                rmp_serde::from_slice(&bytes).map_err(|e| crate::Error::Serialization(e.to_string()))
+                    .ok_or_else(|| {
+                        crate::Error::Serialization("__msgpack__ must hold bytes 0..=255".into())
+                    })?;
+                rmp_serde::from_slice(&bytes)
+                    .map_err(|e| crate::Error::Serialization(e.to_string()))
             }
             other => Ok(other),
         }

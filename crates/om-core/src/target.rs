@@ -113,7 +113,10 @@ impl Target {
     /// Whether `namespace` is accepted by this (endpoint) target.
     pub fn accepts_namespace(&self, namespace: Option<&str>) -> bool {
         self.namespace.as_deref() == namespace
-            || self.legacy_namespaces.iter().any(|n| n.as_deref() == namespace)
+            || self
+                .legacy_namespaces
+                .iter()
+                .any(|n| n.as_deref() == namespace)
     }
 
     /// The exchange, or `default` (the transport's control exchange).
@@ -125,10 +128,16 @@ impl Target {
     /// be fanout). Mirrors oslo's transport-level checks.
     pub fn validate_for_send(&self, is_call: bool) -> crate::Result<()> {
         if self.topic.as_deref().is_none_or(str::is_empty) {
-            return Err(crate::Error::invalid_target("A topic is required to send", self));
+            return Err(crate::Error::invalid_target(
+                "A topic is required to send",
+                self,
+            ));
         }
         if is_call && self.fanout {
-            return Err(crate::Error::invalid_target("A call cannot be used with fanout", self));
+            return Err(crate::Error::invalid_target(
+                "A call cannot be used with fanout",
+                self,
+            ));
         }
         Ok(())
     }
@@ -137,10 +146,16 @@ impl Target {
     /// server required).
     pub fn validate_for_server(&self) -> crate::Result<()> {
         if self.topic.as_deref().is_none_or(str::is_empty) {
-            return Err(crate::Error::invalid_target("A server's target must have topic and server names specified", self));
+            return Err(crate::Error::invalid_target(
+                "A server's target must have topic and server names specified",
+                self,
+            ));
         }
         if self.server.as_deref().is_none_or(str::is_empty) {
-            return Err(crate::Error::invalid_target("A server's target must have topic and server names specified", self));
+            return Err(crate::Error::invalid_target(
+                "A server's target must have topic and server names specified",
+                self,
+            ));
         }
         Ok(())
     }
@@ -149,7 +164,10 @@ impl Target {
     /// required).
     pub fn validate_for_notification(&self) -> crate::Result<()> {
         if self.topic.as_deref().is_none_or(str::is_empty) {
-            return Err(crate::Error::invalid_target("A target must have topic specified", self));
+            return Err(crate::Error::invalid_target(
+                "A target must have topic specified",
+                self,
+            ));
         }
         Ok(())
     }
@@ -196,10 +214,18 @@ mod tests {
         let fan = Target::new("t").with_fanout(true);
         let err = fan.validate_for_send(true).unwrap_err();
         assert_eq!(err.oslo_name(), "InvalidTarget");
-        assert!(err.to_string().contains("A call cannot be used with fanout"));
+        assert!(err
+            .to_string()
+            .contains("A call cannot be used with fanout"));
         assert!(fan.validate_for_send(false).is_ok());
         assert!(Target::new("t").validate_for_server().is_err());
-        assert!(Target::new("t").with_server("s").validate_for_server().is_ok());
-        assert_eq!(Target::new("t").with_server("s").to_string(), "<Target topic=t, server=s>");
+        assert!(Target::new("t")
+            .with_server("s")
+            .validate_for_server()
+            .is_ok());
+        assert_eq!(
+            Target::new("t").with_server("s").to_string(),
+            "<Target topic=t, server=s>"
+        );
     }
 }

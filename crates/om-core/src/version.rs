@@ -112,6 +112,13 @@ mod tests {
         for bad in ["5", "5.a", "5.5.a", "", "a.b", "1.2.3.4", "1..2", "-1.2"] {
             assert!(Version::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(Version::parse("2.4").unwrap(), Version { major: 2, minor: 4, revision: 0 });
+        assert_eq!(
+            Version::parse("2.4").unwrap(),
+            Version {
+                major: 2,
+                minor: 4,
+                revision: 0
+            }
+        );
     }
 }
