@@ -708,6 +708,41 @@ def gen_contexts():
 
 
 # --------------------------------------------------------------------------
+# Floats
+# --------------------------------------------------------------------------
+
+def gen_floats():
+    """json.dumps of many doubles, each given by its exact bit pattern."""
+    import random
+    import struct
+
+    rng = random.Random(20240102)
+    values = [0.0, -0.0, 1.0, -1.0, 0.1, 0.5, 1.5, 100.0, 1e15, 1e16, 1e17,
+              9999999999999998.0, 1e-4, 1e-5, 0.00012345, 1.2345e-5,
+              5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
+              123456789.123, 0.30000000000000004, 2.0 ** 53, 2.0 ** 63, 2.0 ** 64]
+    values += [10.0 ** e for e in range(-30, 31)]
+    values += [-(10.0 ** e) * 1.25 for e in range(-20, 21)]
+    while len(values) < 1500:
+        kind = rng.randrange(4)
+        if kind == 0:  # any bit pattern
+            (v,) = struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))
+        elif kind == 1:  # "human" decimals
+            v = round(rng.uniform(-1e6, 1e6), rng.randrange(0, 8))
+        elif kind == 2:  # around the notation switches
+            v = rng.choice([1e16, 1e-4, 1e15, 1e-5]) * rng.uniform(0.5, 2.0)
+        else:  # wide exponent range
+            v = rng.uniform(1, 10) * 10.0 ** rng.randrange(-320, 308)
+        if v == v and v not in (float("inf"), float("-inf")):
+            values.append(v)
+    return {
+        "comment": "json.dumps(float) for doubles given by their IEEE-754 bits (hex)",
+        "values": [{"bits": struct.pack(">d", v).hex(), "json": json.dumps(v)}
+                   for v in values],
+    }
+
+
+# --------------------------------------------------------------------------
 
 def write(out_dir, name, data):
     path = os.path.join(out_dir, name)
@@ -737,6 +772,7 @@ def main():
     write(args.out, "notifications.json", gen_notifications(conf, capture))
     write(args.out, "failures.json", gen_failures())
     write(args.out, "contexts.json", gen_contexts())
+    write(args.out, "floats.json", gen_floats())
     # Thread pools of the RPC server may linger; do not wait for them.
     sys.stdout.flush()
     os._exit(0)

@@ -7,8 +7,22 @@
 //! accept both ([`decode`]).
 //!
 //! [`to_python_json`] writes JSON the way Python's `json.dumps` does by
-//! default (`", "` and `": "` separators, non-ASCII escaped as `\uXXXX`), so
-//! om's bytes equal the Python library's for the same message.
+//! default, so om's bytes equal the Python library's for the same message
+//! (checked against bodies captured from oslo.messaging 18.3.1 in
+//! `tests/python_fixtures.rs`):
+//!
+//! * `", "` and `": "` separators, keys in the map's (insertion) order;
+//! * everything outside printable ASCII escaped (`ensure_ascii`): `\n`,
+//!   `\r`, `\t`, `\b`, `\f`, `\"`, `\\` in short form, other control
+//!   characters, DEL and non-ASCII as `\uXXXX` (lower-case hex, UTF-16
+//!   surrogate pairs beyond the BMP); `/` is not escaped;
+//! * floats as Python's `repr`: shortest round-trip digits, `1.0`, `1e+16`,
+//!   `1.5e-07`, `1000000000000000.0`, `-0.0`.
+//!
+//! Limits of the JSON data model om shares with serde_json: integers must
+//! fit in 64 bits (larger ones are read as floats), non-finite floats are
+//! written as `null` (Python writes the non-JSON `NaN`/`Infinity`, which
+//! [`decode`] rejects, as it rejects strings with unpaired surrogates).
 
 use crate::{Error, JsonObject, Result};
 use serde::Serialize;
@@ -40,7 +54,11 @@ pub enum Format {
 struct PythonFormatter;
 
 impl serde_json::ser::Formatter for PythonFormatter {
-    fn begin_array_value<W: ?Sized + io::Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         if first {
             Ok(())
         } else {
@@ -48,7 +66,11 @@ impl serde_json::ser::Formatter for PythonFormatter {
         }
     }
 
-    fn begin_object_key<W: ?Sized + io::Write>(&mut self, writer: &mut W, first: bool) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         if first {
             Ok(())
         } else {
@@ -60,12 +82,37 @@ impl serde_json::ser::Formatter for PythonFormatter {
         writer.write_all(b": ")
     }
 
-    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, writer: &mut W, fragment: &str) -> io::Result<()> {
-        // serde_json has already split out characters that need escaping in
-        // JSON itself; here only non-ASCII must become \uXXXX (ensure_ascii).
+    fn write_f64<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f64) -> io::Result<()> {
+        let abs = value.abs();
+        let sci = closest_shortest(
+            format!("{abs:e}"),
+            |digits| format!("{abs:.digits$e}"),
+            |s| s.parse::<f64>().ok() == Some(abs),
+        );
+        write_python_float(writer, value.is_sign_negative(), &sci)
+    }
+
+    fn write_f32<W: ?Sized + io::Write>(&mut self, writer: &mut W, value: f32) -> io::Result<()> {
+        let abs = value.abs();
+        let sci = closest_shortest(
+            format!("{abs:e}"),
+            |digits| format!("{abs:.digits$e}"),
+            |s| s.parse::<f32>().ok() == Some(abs),
+        );
+        write_python_float(writer, value.is_sign_negative(), &sci)
+    }
+
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        // serde_json has already split out the characters JSON itself must
+        // escape; here non-ASCII and DEL must become \uXXXX, as Python's
+        // `ensure_ascii` escapes everything outside ' '..='~'.
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
-            if c.is_ascii() {
+            if c.is_ascii() && c != '\x7f' {
                 continue;
             }
             writer.write_all(&fragment.as_bytes()[start..i])?;
@@ -99,6 +146,78 @@ impl serde_json::ser::Formatter for PythonFormatter {
         };
         writer.write_all(s)
     }
+}
+
+/// Python's `repr` uses the fewest digits that read back as the same float
+/// and, when several strings of that length do, the one *closest* to the
+/// float's exact value (ties to even). Rust's `{:e}` finds the same length
+/// but not always the closest string (`1845343564543737.25` gives `…7.3`
+/// where Python writes `…7.2`). So: take the length from `shortest`, format
+/// correctly rounded to that many digits with `exact`, and keep that when it
+/// still reads back (`round_trips`); else keep `shortest`.
+fn closest_shortest(
+    shortest: String,
+    exact: impl Fn(usize) -> String,
+    round_trips: impl Fn(&str) -> bool,
+) -> String {
+    let mantissa = shortest.split('e').next().unwrap_or("");
+    let n = mantissa.bytes().filter(u8::is_ascii_digit).count();
+    if n > 1 {
+        let closest = exact(n - 1);
+        if closest != shortest && round_trips(&closest) {
+            return closest;
+        }
+    }
+    shortest
+}
+
+/// Writes a finite float the way Python's `repr(float)` does (which is what
+/// `json.dumps` uses): the shortest digits that round-trip, in positional
+/// notation with at least one decimal (`1.0`, `0.0001`,
+/// `1000000000000000.0`) while the decimal exponent is in -4..16, else in
+/// scientific notation with a signed, at least two-digit exponent (`1e+16`,
+/// `1.5e-07`).
+///
+/// `sci` is Rust's `{:e}` rendering of the absolute value (shortest
+/// round-trip digits, e.g. `1.5e-7`).
+fn write_python_float<W: ?Sized + io::Write>(
+    writer: &mut W,
+    negative: bool,
+    sci: &str,
+) -> io::Result<()> {
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let n = i32::try_from(digits.len()).unwrap_or(i32::MAX);
+    // Position of the decimal point relative to the start of `digits`.
+    let decpt = exp + 1;
+    let mut out = String::with_capacity(digits.len() + 8);
+    if negative {
+        out.push('-');
+    }
+    if decpt <= -4 || decpt > 16 {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let sign = if exp < 0 { '-' } else { '+' };
+        out.push_str(&format!("e{sign}{:02}", exp.unsigned_abs()));
+    } else if decpt <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', decpt.unsigned_abs() as usize));
+        out.push_str(&digits);
+    } else if decpt >= n {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', (decpt - n) as usize));
+        out.push_str(".0");
+    } else {
+        let (int, frac) = digits.split_at(decpt as usize);
+        out.push_str(int);
+        out.push('.');
+        out.push_str(frac);
+    }
+    writer.write_all(out.as_bytes())
 }
 
 /// Encodes `value` as JSON bytes exactly as Python's `json.dumps(value)`
@@ -228,7 +347,9 @@ mod tests {
         let m = obj(json!({"method": "echo", "args": {"x": "ü"}}));
         let body = encode(&m, Format::V2).unwrap();
         let text = String::from_utf8(body.clone()).unwrap();
-        assert!(text.starts_with(r#"{"oslo.version": "2.0", "oslo.message": "{\"method\": \"echo\""#));
+        assert!(
+            text.starts_with(r#"{"oslo.version": "2.0", "oslo.message": "{\"method\": \"echo\""#)
+        );
         assert_eq!(decode(&body).unwrap(), m);
         let v1 = encode(&m, Format::V1).unwrap();
         assert_eq!(decode(&v1).unwrap(), m);
