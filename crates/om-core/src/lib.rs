@@ -3,16 +3,22 @@
 //! The transport-independent model of om, a Rust implementation of OpenStack's
 //! oslo.messaging: [`Target`], [`TransportUrl`], request [`Context`]s, the
 //! message [`envelope`], [`serializer`]s, [`version`] compatibility,
-//! notification [`Priority`] and the [`Error`] type whose variants map to
-//! oslo.messaging's exception classes.
+//! notification [`Priority`], the [`Error`] type whose variants map to
+//! oslo.messaging's exception classes, and the [`failure`] encoding of
+//! remote exceptions.
 //!
 //! Nothing here talks to a broker; drivers (`om-driver-*`) and the RPC and
 //! notification layers build on these types.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// `Error` carries a `RemoteError` inline; boxing it would change the public
+// API, so the size lint is allowed here as in the other crates.
+#![allow(clippy::result_large_err)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod context;
 pub mod envelope;
 pub mod error;
+pub mod failure;
 pub mod priority;
 pub mod serializer;
 pub mod target;
