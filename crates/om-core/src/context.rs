@@ -109,75 +109,269 @@ pub fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-/// A typed view of an OpenStack request context, with the keys that
-/// oslo.context's `RequestContext.to_dict()` produces. Unknown keys are kept
-/// in [`RequestContext::extra`], so a context survives a round trip intact.
+/// A typed view of an OpenStack request context: the keys oslo.context's
+/// `RequestContext.to_dict()` produces (oslo.context 6.5.0, checked against
+/// the library in `tests/python_fixtures.rs`). Unknown keys are kept in
+/// [`RequestContext::extra`], so a context survives a round trip intact.
+///
+/// Serialized, the keys come in `to_dict()`'s order: `user`, `project_id`,
+/// `system_scope`, `project` (a copy of `project_id`), `domain`,
+/// `user_domain`, `project_domain`, `is_admin`, `read_only`,
+/// `show_deleted`, `auth_token`, `request_id`, `global_request_id`,
+/// `resource_uuid`, `roles`, `user_identity`, `is_admin_project`, then the
+/// [`extra`](RequestContext::extra) keys.
+///
+/// Reading follows `from_dict()`: `project` is derived and ignored on input,
+/// missing keys take oslo.context's defaults. Where Python keeps a `null`
+/// flag (`is_admin`, `read_only`, `show_deleted`, `is_admin_project`) om
+/// reads `false`, which is what Python code sees when it tests the flag;
+/// a `null` `roles` is an empty list, as in Python. Unlike `from_dict()`, a
+/// missing `request_id` stays `None` rather than being generated (use
+/// [`RequestContext::new`] for a fresh one).
+///
+/// `Debug` output masks `auth_token`.
 ///
 /// ```
 /// use om_core::{Context, RequestContext};
 /// let rc = RequestContext { user_id: Some("u1".into()), project_id: Some("p1".into()), ..Default::default() };
 /// let ctx: Context = rc.clone().into();
 /// assert_eq!(ctx.get_str("user"), Some("u1"));
-/// assert_eq!(RequestContext::from_context(&ctx).unwrap(), rc);
+/// assert_eq!(ctx.get_str("project"), Some("p1"));
+/// assert_eq!(ctx.get_str("user_identity"), Some("u1 p1 - - -"));
+/// assert_eq!(RequestContext::from_context(&ctx).unwrap().user_id, rc.user_id);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(from = "RequestContextWire")]
 pub struct RequestContext {
     /// The user (`user` key; oslo.context's `user_id`).
-    #[serde(rename = "user", default)]
     pub user_id: Option<String>,
-    /// The project (`project_id` key).
-    #[serde(default)]
+    /// The project (`project_id` key; also sent as `project`).
     pub project_id: Option<String>,
     /// System scope (`system_scope`).
-    #[serde(default)]
     pub system_scope: Option<String>,
-    /// The project's domain (`project_domain`).
-    #[serde(default)]
+    /// The project's domain (`project_domain`; oslo.context's
+    /// `project_domain_id`).
     pub project_domain: Option<String>,
-    /// The user's domain (`user_domain`).
-    #[serde(default)]
+    /// The user's domain (`user_domain`; oslo.context's `user_domain_id`).
     pub user_domain: Option<String>,
-    /// Domain (`domain`).
-    #[serde(default)]
+    /// Domain (`domain`; oslo.context's `domain_id`).
     pub domain: Option<String>,
     /// Admin flag (`is_admin`).
-    #[serde(default)]
     pub is_admin: bool,
     /// Read-only flag (`read_only`).
-    #[serde(default)]
     pub read_only: bool,
     /// Show deleted records (`show_deleted`).
-    #[serde(default)]
     pub show_deleted: bool,
-    /// Keystone token (`auth_token`). Masked by [`RequestContext::redacted`];
-    /// never printed by `Debug` of [`Context`] users should avoid logging.
-    #[serde(default)]
+    /// Keystone token (`auth_token`). Blanked by
+    /// [`RequestContext::redacted`] and masked in `Debug` output; never log
+    /// it.
     pub auth_token: Option<String>,
     /// Request id (`request_id`), `req-<uuid>`.
-    #[serde(default)]
     pub request_id: Option<String>,
     /// Global request id (`global_request_id`).
-    #[serde(default)]
     pub global_request_id: Option<String>,
     /// Resource uuid (`resource_uuid`).
-    #[serde(default)]
     pub resource_uuid: Option<String>,
     /// Role names (`roles`).
-    #[serde(default)]
     pub roles: Vec<String>,
-    /// `user_identity` string (`"<user> <project> <domain> <user_domain> <project_domain>"`).
-    #[serde(default)]
+    /// `user_identity` string. oslo.context computes it from the ids
+    /// (`"<user> <project_id> <domain> <user_domain> <project_domain>"`,
+    /// `-` for each missing one); om sends that computed value when this is
+    /// `None`, and this value as is otherwise (a context read from the wire
+    /// keeps what it carried).
     pub user_identity: Option<String>,
     /// `is_admin_project` flag (defaults to true in oslo.context).
-    #[serde(default = "default_true")]
     pub is_admin_project: bool,
-    /// Any other keys (applications add their own).
-    #[serde(flatten)]
+    /// Any other keys (applications add their own), in the order received.
     pub extra: JsonObject,
 }
 
+/// What `RequestContext` reads: its fields plus the derived `project` key,
+/// which is dropped.
+#[derive(Deserialize)]
+struct RequestContextWire {
+    #[serde(rename = "user", default)]
+    user_id: Option<String>,
+    #[serde(default)]
+    project_id: Option<String>,
+    #[serde(default)]
+    system_scope: Option<String>,
+    #[serde(default)]
+    project_domain: Option<String>,
+    #[serde(default)]
+    user_domain: Option<String>,
+    #[serde(default)]
+    domain: Option<String>,
+    #[serde(default, deserialize_with = "null_as_false")]
+    is_admin: bool,
+    #[serde(default, deserialize_with = "null_as_false")]
+    read_only: bool,
+    #[serde(default, deserialize_with = "null_as_false")]
+    show_deleted: bool,
+    #[serde(default)]
+    auth_token: Option<String>,
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    global_request_id: Option<String>,
+    #[serde(default)]
+    resource_uuid: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    roles: Vec<String>,
+    #[serde(default)]
+    user_identity: Option<String>,
+    #[serde(default = "default_true", deserialize_with = "null_as_false")]
+    is_admin_project: bool,
+    #[serde(default, rename = "project")]
+    _project: Option<Value>,
+    #[serde(flatten)]
+    extra: JsonObject,
+}
+
+impl Default for RequestContext {
+    /// oslo.context's defaults: everything unset and false, except
+    /// `is_admin_project` (true); no request id (see [`RequestContext::new`]).
+    fn default() -> Self {
+        RequestContext {
+            user_id: None,
+            project_id: None,
+            system_scope: None,
+            project_domain: None,
+            user_domain: None,
+            domain: None,
+            is_admin: false,
+            read_only: false,
+            show_deleted: false,
+            auth_token: None,
+            request_id: None,
+            global_request_id: None,
+            resource_uuid: None,
+            roles: Vec::new(),
+            user_identity: None,
+            is_admin_project: true,
+            extra: JsonObject::new(),
+        }
+    }
+}
+
+impl From<RequestContextWire> for RequestContext {
+    fn from(w: RequestContextWire) -> Self {
+        RequestContext {
+            user_id: w.user_id,
+            project_id: w.project_id,
+            system_scope: w.system_scope,
+            project_domain: w.project_domain,
+            user_domain: w.user_domain,
+            domain: w.domain,
+            is_admin: w.is_admin,
+            read_only: w.read_only,
+            show_deleted: w.show_deleted,
+            auth_token: w.auth_token,
+            request_id: w.request_id,
+            global_request_id: w.global_request_id,
+            resource_uuid: w.resource_uuid,
+            roles: w.roles,
+            user_identity: w.user_identity,
+            is_admin_project: w.is_admin_project,
+            extra: w.extra,
+        }
+    }
+}
+
+/// The keys [`RequestContext`] writes itself, in `to_dict()` order.
+pub const REQUEST_CONTEXT_KEYS: [&str; 17] = [
+    "user",
+    "project_id",
+    "system_scope",
+    "project",
+    "domain",
+    "user_domain",
+    "project_domain",
+    "is_admin",
+    "read_only",
+    "show_deleted",
+    "auth_token",
+    "request_id",
+    "global_request_id",
+    "resource_uuid",
+    "roles",
+    "user_identity",
+    "is_admin_project",
+];
+
 fn default_true() -> bool {
     true
+}
+
+fn null_as_false<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
+}
+
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+impl Serialize for RequestContext {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map =
+            serializer.serialize_map(Some(REQUEST_CONTEXT_KEYS.len() + self.extra.len()))?;
+        map.serialize_entry("user", &self.user_id)?;
+        map.serialize_entry("project_id", &self.project_id)?;
+        map.serialize_entry("system_scope", &self.system_scope)?;
+        map.serialize_entry("project", &self.project_id)?;
+        map.serialize_entry("domain", &self.domain)?;
+        map.serialize_entry("user_domain", &self.user_domain)?;
+        map.serialize_entry("project_domain", &self.project_domain)?;
+        map.serialize_entry("is_admin", &self.is_admin)?;
+        map.serialize_entry("read_only", &self.read_only)?;
+        map.serialize_entry("show_deleted", &self.show_deleted)?;
+        map.serialize_entry("auth_token", &self.auth_token)?;
+        map.serialize_entry("request_id", &self.request_id)?;
+        map.serialize_entry("global_request_id", &self.global_request_id)?;
+        map.serialize_entry("resource_uuid", &self.resource_uuid)?;
+        map.serialize_entry("roles", &self.roles)?;
+        match &self.user_identity {
+            Some(s) => map.serialize_entry("user_identity", s)?,
+            None => map.serialize_entry("user_identity", &self.computed_user_identity())?,
+        }
+        map.serialize_entry("is_admin_project", &self.is_admin_project)?;
+        for (k, v) in &self.extra {
+            // A known key put into `extra` by hand would be written twice.
+            if !REQUEST_CONTEXT_KEYS.contains(&k.as_str()) {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+impl std::fmt::Debug for RequestContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestContext")
+            .field("user_id", &self.user_id)
+            .field("project_id", &self.project_id)
+            .field("system_scope", &self.system_scope)
+            .field("project_domain", &self.project_domain)
+            .field("user_domain", &self.user_domain)
+            .field("domain", &self.domain)
+            .field("is_admin", &self.is_admin)
+            .field("read_only", &self.read_only)
+            .field("show_deleted", &self.show_deleted)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "****"))
+            .field("request_id", &self.request_id)
+            .field("global_request_id", &self.global_request_id)
+            .field("resource_uuid", &self.resource_uuid)
+            .field("roles", &self.roles)
+            .field("user_identity", &self.user_identity)
+            .field("is_admin_project", &self.is_admin_project)
+            .field("extra", &self.extra)
+            .finish()
+    }
 }
 
 impl RequestContext {
@@ -185,7 +379,6 @@ impl RequestContext {
     pub fn new() -> Self {
         RequestContext {
             request_id: Some(format!("req-{}", crate::uuid_dashed())),
-            is_admin_project: true,
             ..Default::default()
         }
     }
@@ -200,11 +393,40 @@ impl RequestContext {
         Context::from_typed(self).unwrap_or_default()
     }
 
-    /// A copy with secrets blanked (`auth_token` → null), as oslo.context's
-    /// `redacted_copy()` does before a notification is sent.
+    /// `user_identity` as oslo.context computes it:
+    /// `"<user> <project_id> <domain> <user_domain> <project_domain>"`, with
+    /// `-` for each missing (or empty) value.
+    pub fn computed_user_identity(&self) -> String {
+        let part = |v: &Option<String>| match v.as_deref() {
+            Some(s) if !s.is_empty() => s.to_owned(),
+            _ => "-".to_owned(),
+        };
+        format!(
+            "{} {} {} {} {}",
+            part(&self.user_id),
+            part(&self.project_id),
+            part(&self.domain),
+            part(&self.user_domain),
+            part(&self.project_domain)
+        )
+    }
+
+    /// A copy safe to send in notifications, as oslo.context's
+    /// `redacted_copy()` makes it: `auth_token` blanked, and the fields
+    /// `redacted_copy()` does not carry over back at their defaults
+    /// (`read_only` and `show_deleted` false, `resource_uuid` none,
+    /// `is_admin_project` true). [`extra`](RequestContext::extra) keys are
+    /// kept, except a `service_token`.
     pub fn redacted(&self) -> Self {
+        let mut extra = self.extra.clone();
+        extra.shift_remove("service_token");
         RequestContext {
             auth_token: None,
+            read_only: false,
+            show_deleted: false,
+            resource_uuid: None,
+            is_admin_project: true,
+            extra,
             ..self.clone()
         }
     }
