@@ -1,11 +1,41 @@
 //! Transport URLs: `driver://[user[:pass]@]host[:port][,...]/[virtual_host][?query]`.
 //!
-//! Parsed with oslo.messaging's rules (`overview.md` §2.3): several hosts
-//! separated by commas, each with its own optional credentials; IPv6
-//! literals in brackets; percent-decoding of user, password and virtual
-//! host; repeated query keys joined with `,`. Passwords never appear in
-//! `Debug` or `Display` output; use [`TransportUrl::to_string_with_secrets`]
-//! when the real URL is needed.
+//! Parsed with the rules of oslo.messaging's `TransportURL.parse`
+//! (`overview.md` §2.3), checked against the real library
+//! (`tests/fixtures/transport_urls.json`, written by
+//! `scripts/gen_fixtures.py`):
+//!
+//! * the scheme is lower-cased (`RABBIT://` → `rabbit`); `foo:` alone is a
+//!   valid URL without hosts;
+//! * hosts are separated by commas (empty pieces skipped), each with its own
+//!   optional `user[:pass]@` (split at the *last* `@`, then the first `:`);
+//!   user and password are percent-decoded, the host name is kept as
+//!   written (case included);
+//! * IPv6 literals go in brackets (`[::1]:5672`, zones allowed:
+//!   `[fe80::1%25eth0]`); an IPv6 address without port may also be written
+//!   bare (`rabbit://::1/`);
+//! * the virtual host is everything after the first `/` of the path,
+//!   percent-decoded (`/` → `""`, `//` → `"/"`, `/%2F` → `"/"`, no path →
+//!   `None`);
+//! * the query is parsed like `parse_qs`: blank values and fields without
+//!   `=` are dropped, `+` is a space, repeated keys are joined with `,`;
+//!   the fragment is ignored.
+//!
+//! om is stricter than Python where Python accepts a URL but makes nonsense
+//! of it, and reports [`Error::InvalidTransportUrl`] instead: ports that are
+//! not plain digits in 0-65535 (Python takes `-1`, `+5`, ` 5` or `99999`),
+//! empty ports and host names (`h:`, `u:p@/`), unbracketed hosts with
+//! several `:` that are not IPv6 addresses, text after `]` other than
+//! `:port`, host names with characters outside letters, digits and `.-_~%`,
+//! white space or control characters anywhere, text after `scheme:` that is
+//! neither `//hosts` nor `/path` (`localhost:5672`), percent-escapes that do
+//! not decode to UTF-8, and the empty string (which Python replaces by the
+//! configured `transport_url`).
+//!
+//! Passwords never appear in `Debug` or `Display` output, nor in errors;
+//! use [`TransportUrl::to_string_with_secrets`] when the real URL is
+//! needed. That string is what Python's `str(TransportURL)` gives, except
+//! that query parameters come sorted by name.
 
 use crate::{Error, Result};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -15,7 +45,11 @@ use std::str::FromStr;
 
 /// Characters Python's `urllib.parse.quote` leaves alone (`safe='/'` plus the
 /// always-safe `_.-~`).
-const QUOTE_SET: &AsciiSet = &NON_ALPHANUMERIC.remove(b'_').remove(b'.').remove(b'-').remove(b'~');
+const QUOTE_SET: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'~');
 /// Like [`QUOTE_SET`] but keeping `/` (the default of `quote`).
 const QUOTE_PATH_SET: &AsciiSet = &QUOTE_SET.remove(b'/');
 
@@ -56,7 +90,8 @@ impl From<&str> for Secret {
 /// One broker address of a transport URL.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct TransportHost {
-    /// Host name or address; IPv6 without brackets; lower case.
+    /// Host name or address as written (case kept, as Python does); IPv6
+    /// addresses without brackets, with any `%zone` suffix as written.
     pub hostname: String,
     /// Port, when given.
     pub port: Option<u16>,
@@ -80,7 +115,11 @@ impl TransportHost {
     /// `host:port` for connecting, with IPv6 addresses in brackets and
     /// `default_port` when the URL gave none.
     pub fn address(&self, default_port: u16) -> String {
-        format!("{}:{}", self.bracketed_host(), self.port.unwrap_or(default_port))
+        format!(
+            "{}:{}",
+            self.bracketed_host(),
+            self.port.unwrap_or(default_port)
+        )
     }
 
     fn bracketed_host(&self) -> String {
@@ -92,12 +131,16 @@ impl TransportHost {
     }
 
     fn write(&self, out: &mut String, with_secrets: bool) {
-        if let Some(user) = &self.username {
-            out.extend(utf8_percent_encode(user, QUOTE_SET).map(|s| s.to_owned()));
+        // As Python's `TransportURL.__str__`: `user`, `:pass`, then `@`
+        // when either is present.
+        if self.username.is_some() || self.password.is_some() {
+            if let Some(user) = &self.username {
+                out.extend(utf8_percent_encode(user, QUOTE_SET));
+            }
             if let Some(pass) = &self.password {
                 out.push(':');
                 if with_secrets {
-                    out.extend(utf8_percent_encode(pass.expose(), QUOTE_SET).map(|s| s.to_owned()));
+                    out.extend(utf8_percent_encode(pass.expose(), QUOTE_SET));
                 } else {
                     out.push_str("****");
                 }
@@ -163,15 +206,18 @@ impl TransportUrl {
         }
         out.push('/');
         if let Some(vh) = &self.virtual_host {
-            out.extend(utf8_percent_encode(vh, QUOTE_PATH_SET).map(|s| s.to_owned()));
+            out.extend(utf8_percent_encode(vh, QUOTE_PATH_SET));
         }
         if !self.query.is_empty() {
             out.push('?');
-            let mut ser = form_urlencoded::Serializer::new(String::new());
-            for (k, v) in &self.query {
-                ser.append_pair(k, v);
+            for (i, (k, v)) in self.query.iter().enumerate() {
+                if i > 0 {
+                    out.push('&');
+                }
+                out.push_str(&quote_plus(k));
+                out.push('=');
+                out.push_str(&quote_plus(v));
             }
-            out.push_str(&ser.finish());
         }
         out
     }
@@ -200,29 +246,77 @@ impl FromStr for TransportUrl {
 /// Masks anything that looks like a password in a URL-ish string
 /// (`user:secret@` → `user:****@`), for error messages about URLs that did
 /// not parse.
+///
+/// Written for broken input: the credentials are taken to run up to the
+/// *last* `@` of the string, so a password holding an unencoded `/`, `?`,
+/// `#` or `@` is still masked. When the text before that `@` cannot be read
+/// as `[user[:pass]@]host[:port],...`, all of it is masked.
+///
+/// ```
+/// use om_core::url::mask_password;
+/// assert_eq!(mask_password("rabbit://u:pa/ss@h:5672/vh"), "rabbit://u:****@h:5672/vh");
+/// assert_eq!(mask_password("rabbit://u1:p1@h1,u2:p2@h2/"), "rabbit://u1:****@h1,u2:****@h2/");
+/// assert_eq!(mask_password("rabbit://h1/"), "rabbit://h1/");
+/// ```
 pub fn mask_password(s: &str) -> String {
-    let Some(scheme_end) = s.find("://") else {
+    // Without `://` the whole string may be credentials (`user:pw@host`).
+    let auth_start = s.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = s.split_at(auth_start);
+    let Some(last_at) = rest.rfind('@') else {
         return s.to_owned();
     };
-    let (head, rest) = s.split_at(scheme_end + 3);
-    let netloc_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (netloc, tail) = rest.split_at(netloc_end);
-    let masked: Vec<String> = netloc
-        .split(',')
-        .map(|piece| match piece.rfind('@') {
-            Some(at) => {
-                let creds = &piece[..at];
-                let user = creds.split(':').next().unwrap_or("");
-                if creds.contains(':') {
-                    format!("{user}:****{}", &piece[at..])
-                } else {
-                    piece.to_owned()
-                }
-            }
-            None => piece.to_owned(),
-        })
-        .collect();
+    let (zone, tail) = rest.split_at(last_at);
+    let parts: Vec<&str> = zone.split(',').collect();
+    let mut masked = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        if let Some(at) = part.rfind('@') {
+            masked.push(format!("{}{}", mask_credentials(&part[..at]), &part[at..]));
+        } else if last {
+            masked.push(mask_credentials(part));
+        } else if looks_like_host_port(part) {
+            masked.push((*part).to_owned());
+        } else {
+            // Cannot tell hosts from secrets: hide the lot.
+            return format!("{head}****{tail}");
+        }
+    }
     format!("{head}{}{tail}", masked.join(","))
+}
+
+/// `user:secret` → `user:****`; a bare `user` is kept.
+fn mask_credentials(creds: &str) -> String {
+    match creds.find(':') {
+        Some(i) => format!("{}:****", &creds[..i]),
+        None => creds.to_owned(),
+    }
+}
+
+/// Whether `s` reads as `host`, `host:digits` or `[v6]:digits`.
+fn looks_like_host_port(s: &str) -> bool {
+    let host_ok = |h: &str| h.chars().all(is_host_char);
+    if let Some(inner) = s.strip_prefix('[') {
+        return match inner.split_once(']') {
+            Some((addr, after)) => {
+                addr.chars()
+                    .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.' | '%'))
+                    && (after.is_empty()
+                        || after
+                            .strip_prefix(':')
+                            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())))
+            }
+            None => false,
+        };
+    }
+    match s.split_once(':') {
+        Some((h, p)) => host_ok(h) && p.bytes().all(|b| b.is_ascii_digit()),
+        None => host_ok(s),
+    }
+}
+
+/// Characters om accepts in a host name that is not an IPv6 literal.
+fn is_host_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '~' | '%')
 }
 
 fn invalid(url: &str, reason: impl Into<String>) -> Error {
@@ -232,37 +326,84 @@ fn invalid(url: &str, reason: impl Into<String>) -> Error {
     }
 }
 
+/// Percent-decodes a user name, password or virtual host. Invalid escapes
+/// such as `%zz` stay as they are (as Python's `unquote` leaves them);
+/// bytes that do not decode as UTF-8 are an error (Python would silently
+/// turn them into U+FFFD).
 fn decode(url: &str, part: &str, what: &str) -> Result<String> {
     percent_decode_str(part)
         .decode_utf8()
         .map(|c| c.into_owned())
-        .map_err(|_| invalid(url, format!("the {what} is not valid UTF-8 after percent-decoding")))
+        .map_err(|_| {
+            invalid(
+                url,
+                format!("the {what} is not valid UTF-8 after percent-decoding"),
+            )
+        })
+}
+
+/// Python's `urllib.parse.quote_plus(s, safe='')`, used by `urlencode`.
+fn quote_plus(s: &str) -> String {
+    utf8_percent_encode(s, QUOTE_SET)
+        .to_string()
+        .replace("%20", "+")
+}
+
+/// Describes the first white-space or control character of `s`, if any.
+fn first_blank(s: &str) -> Option<String> {
+    s.char_indices()
+        .find(|(_, c)| c.is_whitespace() || c.is_control())
+        .map(|(i, c)| {
+            let what = match c {
+                ' ' => "a space".to_owned(),
+                '\t' => "a tab".to_owned(),
+                '\n' => "a line feed".to_owned(),
+                '\r' => "a carriage return".to_owned(),
+                c => format!("the character U+{:04X}", u32::from(c)),
+            };
+            format!("{what} at byte {i}")
+        })
 }
 
 fn parse(s: &str) -> Result<TransportUrl> {
+    if s.is_empty() {
+        return Err(invalid(
+            s,
+            "the URL is empty (Python would fall back to the [DEFAULT] transport_url option; pass that URL instead)",
+        ));
+    }
     if s.trim().is_empty() {
-        return Err(invalid(s, "the URL is empty"));
+        return Err(invalid(s, "the URL is blank (only white space); no scheme"));
     }
-    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid(s, "the URL contains white space or control characters"));
+    if let Some(blank) = first_blank(s) {
+        return Err(invalid(
+            s,
+            format!(
+                "the URL contains white space or a control character ({blank}); percent-encode it"
+            ),
+        ));
     }
-    let colon = s
-        .find(':')
-        .ok_or_else(|| invalid(s, "no scheme: a transport URL starts with `driver://`"))?;
+    let no_scheme = || {
+        invalid(
+            s,
+            "no scheme: a transport URL starts with `driver://`, e.g. `rabbit://host/`",
+        )
+    };
+    let colon = s.find(':').ok_or_else(no_scheme)?;
     let scheme = &s[..colon];
     if scheme.is_empty() {
-        return Err(invalid(s, "no scheme: a transport URL starts with `driver://`"));
+        return Err(no_scheme());
     }
     let mut chars = scheme.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
     if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) {
         return Err(invalid(
             s,
-            format!("bad scheme {scheme:?}: it must start with a letter and hold only letters, digits, `+`, `-` and `.`"),
+            format!("no valid scheme: the scheme ({scheme:?}) must start with a letter and hold only letters, digits, `+`, `-` and `.`"),
         ));
     }
     let mut rest = &s[colon + 1..];
-    // Drop the fragment, as urlparse does.
+    // Drop the fragment, as urlsplit does.
     if let Some(h) = rest.find('#') {
         rest = &rest[..h];
     }
@@ -284,9 +425,12 @@ fn parse(s: &str) -> Result<TransportUrl> {
     } else if path.is_empty() {
         None
     } else {
+        // Python ignores such text; it is nearly always a forgotten `//`
+        // (`rabbit:host`) or a missing scheme (`localhost:5672`). Not echoed:
+        // it may hold credentials.
         return Err(invalid(
             s,
-            format!("unexpected text {path:?} after the scheme: write `{scheme}://host/...`"),
+            format!("unexpected text right after `{scheme}:`: hosts must follow `//` (write `{scheme}://host/...`), a virtual host must follow `/`"),
         ));
     };
 
@@ -298,12 +442,9 @@ fn parse(s: &str) -> Result<TransportUrl> {
     let mut query_map: BTreeMap<String, String> = BTreeMap::new();
     if let Some(q) = query {
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-            // parse_qs drops blank values by default.
+            // parse_qs drops blank values by default (and fields without `=`).
             if v.is_empty() {
                 continue;
-            }
-            if k.is_empty() {
-                return Err(invalid(s, "a query parameter has an empty name"));
             }
             query_map
                 .entry(k.into_owned())
@@ -316,11 +457,21 @@ fn parse(s: &str) -> Result<TransportUrl> {
     }
 
     Ok(TransportUrl {
-        transport: scheme.to_owned(),
+        transport: scheme.to_ascii_lowercase(),
         virtual_host,
         hosts,
         query: query_map,
     })
+}
+
+/// Checks an IPv6 literal, optionally with a zone (`fe80::1%eth0`).
+fn is_ipv6_literal(addr: &str) -> bool {
+    let (base, zone) = match addr.split_once('%') {
+        Some((b, z)) => (b, Some(z)),
+        None => (addr, None),
+    };
+    base.parse::<std::net::Ipv6Addr>().is_ok()
+        && zone.is_none_or(|z| !z.is_empty() && z.chars().all(is_host_char))
 }
 
 fn parse_host(url: &str, piece: &str) -> Result<TransportHost> {
@@ -338,57 +489,93 @@ fn parse_host(url: &str, piece: &str) -> Result<TransportHost> {
         },
         None => (None, None),
     };
+    // Reasons below never quote `hostport` as a whole: when a password
+    // holds an unencoded `/`, part of it ends up here.
     let (hostname, port_str) = if let Some(inner) = hostport.strip_prefix('[') {
-        let close = inner
-            .find(']')
-            .ok_or_else(|| invalid(url, format!("unclosed `[` in host {hostport:?}")))?;
-        let addr = &inner[..close];
-        if addr.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(invalid(url, format!("{addr:?} in brackets is not an IPv6 address")));
+        let (addr, after) = inner
+            .split_once(']')
+            .ok_or_else(|| invalid(url, "invalid IPv6 host: `[` without a closing `]`"))?;
+        if after.contains(']') {
+            return Err(invalid(url, "invalid IPv6 host: more than one `]`"));
         }
-        let after = &inner[close + 1..];
+        if !is_ipv6_literal(addr) {
+            let reason = if addr.parse::<std::net::Ipv4Addr>().is_ok() {
+                "an IPv4 address cannot be in brackets; brackets are for IPv6 addresses".to_owned()
+            } else {
+                format!("{addr:?} in brackets is not an IPv6 address")
+            };
+            return Err(invalid(url, reason));
+        }
         let port = match after.strip_prefix(':') {
             Some(p) => Some(p),
             None if after.is_empty() => None,
             None => {
-                return Err(invalid(url, format!("unexpected {after:?} after the IPv6 address")))
+                return Err(invalid(
+                    url,
+                    format!(
+                    "unexpected text after the IPv6 address [{addr}]: only `:port` may follow `]`"
+                ),
+                ))
             }
         };
-        (addr.to_ascii_lowercase(), port)
+        (addr.to_owned(), port)
     } else {
         if hostport.contains(['[', ']']) {
-            return Err(invalid(url, format!("misplaced bracket in host {hostport:?}")));
+            return Err(invalid(
+                url,
+                "invalid IPv6 host: misplaced `[` or `]` (write IPv6 addresses as [::1]:5672)",
+            ));
         }
-        match hostport.split_once(':') {
-            Some((h, p)) => {
-                if p.contains(':') {
-                    return Err(invalid(
-                        url,
-                        format!("{hostport:?} has several `:`; write IPv6 addresses in brackets, e.g. [::1]:5672"),
-                    ));
-                }
-                (h.to_ascii_lowercase(), Some(p))
+        match hostport.matches(':').count() {
+            0 => (hostport.to_owned(), None),
+            1 => match hostport.split_once(':') {
+                Some((h, p)) => (h.to_owned(), Some(p)),
+                None => (hostport.to_owned(), None),
+            },
+            // Python takes several `:` as an IPv6 address without port.
+            _ if is_ipv6_literal(hostport) => (hostport.to_owned(), None),
+            _ => {
+                return Err(invalid(
+                    url,
+                    "a host has several `:` but is not an IPv6 address; write IPv6 addresses with a port in brackets, e.g. [::1]:5672",
+                ))
             }
-            None => (hostport.to_ascii_lowercase(), None),
         }
     };
     if hostname.is_empty() {
-        return Err(invalid(url, format!("empty host name in {:?}", mask_password(&format!("x://{piece}")).trim_start_matches("x://"))));
+        return Err(invalid(
+            url,
+            "empty host name (a host is required before `:port` and after `user:pass@`)",
+        ));
     }
-    if let Some(bad) = hostname
-        .chars()
-        .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%')))
-    {
-        return Err(invalid(url, format!("host name {hostname:?} contains {bad:?}")));
+    if !hostname.contains(':') {
+        if let Some(bad) = hostname.chars().find(|c| !is_host_char(*c)) {
+            return Err(invalid(
+                url,
+                format!("host name {hostname:?} contains the invalid character {bad:?}"),
+            ));
+        }
     }
     let port = match port_str {
-        None | Some("") => None,
+        None => None,
+        Some("") => {
+            return Err(invalid(
+                url,
+                format!("the port of host {hostname:?} is empty (drop the `:` or give a number)"),
+            ))
+        }
         Some(p) => {
             if !p.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(invalid(url, format!("port {p:?} of host {hostname:?} is not a number")));
+                return Err(invalid(
+                    url,
+                    format!("the port of host {hostname:?} is not a number"),
+                ));
             }
             Some(p.parse::<u16>().map_err(|_| {
-                invalid(url, format!("port {p} of host {hostname:?} is out of range 0-65535"))
+                invalid(
+                    url,
+                    format!("the port of host {hostname:?} is out of range 0-65535"),
+                )
             })?)
         }
     };
@@ -409,16 +596,34 @@ mod tests {
         let u = TransportUrl::parse("rabbit://").unwrap();
         assert!(u.hosts.is_empty());
         assert_eq!(u.virtual_host, None);
-        assert_eq!(TransportUrl::parse("rabbit:///").unwrap().virtual_host.as_deref(), Some(""));
+        assert_eq!(
+            TransportUrl::parse("rabbit:///")
+                .unwrap()
+                .virtual_host
+                .as_deref(),
+            Some("")
+        );
         let u = TransportUrl::parse("rabbit://h1,h2/").unwrap();
         assert_eq!(u.hosts.len(), 2);
         let u = TransportUrl::parse("rabbit://u:p%40x@[::1]:5672/%2F").unwrap();
         assert_eq!(u.hosts[0].hostname, "::1");
         assert_eq!(u.hosts[0].port, Some(5672));
-        assert_eq!(u.hosts[0].password.as_ref().map(Secret::expose), Some("p@x"));
+        assert_eq!(
+            u.hosts[0].password.as_ref().map(Secret::expose),
+            Some("p@x")
+        );
         assert_eq!(u.virtual_host.as_deref(), Some("/"));
-        assert_eq!(TransportUrl::parse("rabbit://h//").unwrap().virtual_host.as_deref(), Some("/"));
-        assert_eq!(TransportUrl::parse("kombu+memory:////").unwrap().driver(), "kombu");
+        assert_eq!(
+            TransportUrl::parse("rabbit://h//")
+                .unwrap()
+                .virtual_host
+                .as_deref(),
+            Some("/")
+        );
+        assert_eq!(
+            TransportUrl::parse("kombu+memory:////").unwrap().driver(),
+            "kombu"
+        );
         assert!(TransportUrl::parse("foo:").unwrap().hosts.is_empty());
     }
 
