@@ -40,7 +40,7 @@ pub struct Outcome {
 }
 
 /// Stops the brokers when dropped, so a failing run leaves nothing behind.
-struct BrokersGuard;
+pub struct BrokersGuard;
 
 impl Drop for BrokersGuard {
     fn drop(&mut self) {
@@ -122,9 +122,9 @@ pub fn run(args: &[&str]) -> Result<()> {
 }
 
 /// A compiled test executable.
-struct TestBinary {
-    package: String,
-    target: String,
+pub struct TestBinary {
+    pub package: String,
+    pub target: String,
     executable: PathBuf,
     manifest_dir: PathBuf,
 }
@@ -135,7 +135,7 @@ fn cargo_test_base() -> Command {
     c
 }
 
-fn build_test_binaries(only: Option<&str>) -> Result<Vec<TestBinary>> {
+pub fn build_test_binaries(only: Option<&str>) -> Result<Vec<TestBinary>> {
     let mut c = cargo_test_base();
     c.args(["test", "--no-run", "--message-format=json-render-diagnostics", "--features", FEATURES]);
     match only {
@@ -181,7 +181,7 @@ fn build_test_binaries(only: Option<&str>) -> Result<Vec<TestBinary>> {
     Ok(bins)
 }
 
-fn run_binary(bin: &TestBinary, env: &[(String, String)]) -> Result<Outcome> {
+pub fn run_binary(bin: &TestBinary, env: &[(String, String)]) -> Result<Outcome> {
     println!("\n---- {} :: {} ----", bin.package, bin.target);
     let mut c = Command::new(&bin.executable);
     c.current_dir(&bin.manifest_dir)
