@@ -157,6 +157,7 @@ pub struct ConfigLoader {
     env: EnvSetting,
     env_prefix: String,
     overrides: Vec<(String, String, OverrideValue)>,
+    defaults: Vec<(String, String, OverrideValue)>,
     schemes: SchemeCheck,
     extras: Extras,
 }
@@ -176,6 +177,7 @@ impl ConfigLoader {
             env: EnvSetting::Process,
             env_prefix: "OM".into(),
             overrides: Vec::new(),
+            defaults: Vec::new(),
             schemes: SchemeCheck::default(),
             extras: Extras::new(),
         }
@@ -257,6 +259,27 @@ impl ConfigLoader {
         self
     }
 
+    /// Changes the default of an option, below every file (oslo's
+    /// `cfg.set_defaults`). The value still counts as a default
+    /// ([`Origin::Default`]). An unknown group or option makes
+    /// [`ConfigLoader::load`] fail.
+    pub fn set_default(
+        mut self,
+        group: impl Into<String>,
+        option: impl Into<String>,
+        value: impl Into<OverrideValue>,
+    ) -> Self {
+        self.defaults
+            .push((group.into(), option.into(), value.into()));
+        self
+    }
+
+    /// oslo's `set_transport_defaults(control_exchange)`: the project's
+    /// exchange (`nova`, `neutron`, ...) unless the configuration sets one.
+    pub fn set_transport_defaults(self, control_exchange: impl Into<String>) -> Self {
+        self.set_default(DEFAULT_GROUP, "control_exchange", control_exchange.into())
+    }
+
     /// Sets which driver names transport URLs may use (default:
     /// [`SchemeCheck::default`]).
     pub fn scheme_check(mut self, check: SchemeCheck) -> Self {
@@ -303,6 +326,26 @@ impl ConfigLoader {
         let mut builder = config::Config::builder()
             .add_source(Prepared(files_map))
             .add_source(Prepared(env_map));
+        let default_origin = encode_origin(&Origin::Default);
+        for (group, option, value) in &self.defaults {
+            let r = resolve_override(group, option, &self.extras, &mut warnings)?;
+            let key = format!("{}.{}", r.group.name, r.name);
+            let kind = match value {
+                OverrideValue::Single(s) => ValueKind::String(s.clone()),
+                OverrideValue::Many(v) => ValueKind::Array(
+                    v.iter()
+                        .map(|s| CValue::new(default_origin.as_ref(), ValueKind::String(s.clone())))
+                        .collect(),
+                ),
+            };
+            builder = builder
+                .set_default(&key, CValue::new(default_origin.as_ref(), kind))
+                .map_err(|e| ConfigErrorKind::InvalidOverride {
+                    group: group.clone(),
+                    option: option.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
         for (group, option, value) in &self.overrides {
             let r = resolve_override(group, option, &self.extras, &mut warnings)?;
             let key = format!("{}.{}", r.group.name, r.name);

@@ -374,15 +374,21 @@ impl MessagingConfig {
         Ok(())
     }
 
-    /// The effective configuration as INI text: every group and option,
-    /// defaults included, secrets masked (`user:****@` in transport URLs,
-    /// `****` for secret options). Options set by a file, the environment
-    /// or an override are preceded by a comment saying where from; unset
-    /// options are commented out. The text loads back with
-    /// [`ConfigLoader`](crate::ConfigLoader) (masked values aside).
+    /// The effective configuration as INI text, for `om config show`:
+    /// every group and option, secrets masked (`user:****@` in transport
+    /// URLs, `****` for secret options).
+    ///
+    /// The layout is oslo-config-generator's: an option left at its default
+    /// is written commented out with the default value (`#heartbeat_rate =
+    /// 3`, `#kombu_compression = <None>` when unset); an option set by a
+    /// file, the environment or an override is written live, preceded by a
+    /// comment saying where it came from. The text loads back with
+    /// [`ConfigLoader`](crate::ConfigLoader) to the same options (masked
+    /// secrets aside).
     pub fn render_effective(&self) -> String {
         let mut out = String::new();
         out.push_str("# Effective messaging configuration (om). Secrets are masked.\n");
+        out.push_str("# Options at their default are commented out.\n");
         let mut layers: Vec<String> = self
             .sources
             .iter()
@@ -409,24 +415,33 @@ impl MessagingConfig {
             for spec in group.options {
                 let value = opts.and_then(|o| o.get(spec.name)).unwrap_or(&Json::Null);
                 let origin = self.origin(group.name, spec.name);
-                if origin != Origin::Default {
+                let comment = if origin == Origin::Default {
+                    "#"
+                } else {
                     let _ = writeln!(out, "# from {origin}");
-                }
-                let lines = format_json(value);
-                match lines {
+                    ""
+                };
+                match format_json(value) {
+                    // Unset: `<None>` as oslo's generator writes it; a live
+                    // empty value reads back as unset.
+                    None if comment.is_empty() => {
+                        let _ = writeln!(out, "{} =", spec.name);
+                    }
                     None => {
-                        let _ = writeln!(out, "#{} =", spec.name);
+                        let _ = writeln!(out, "#{} = <None>", spec.name);
                     }
                     Some(values) if spec.kind == OptionKind::Multi => {
                         if values.is_empty() {
-                            let _ = writeln!(out, "#{} =", spec.name);
+                            let _ = writeln!(out, "{comment}{} =", spec.name);
                         }
                         for v in values {
-                            let _ = writeln!(out, "{} = {}", spec.name, mask(spec, &v));
+                            let _ = writeln!(out, "{comment}{} = {}", spec.name, mask(spec, &v));
                         }
                     }
                     Some(values) => {
-                        let _ = writeln!(out, "{} = {}", spec.name, mask(spec, &values.join(",")));
+                        let v = mask(spec, &values.join(","));
+                        let sep = if v.is_empty() { "" } else { " " };
+                        let _ = writeln!(out, "{comment}{} ={sep}{v}", spec.name);
                     }
                 }
             }
