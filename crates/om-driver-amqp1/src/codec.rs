@@ -1,0 +1,407 @@
+//! Message layout (`wire-amqp1.md` §4): what goes into the header,
+//! properties and body of requests, replies, heartbeats and notifications,
+//! and how received messages are decoded.
+//!
+//! Every body is one amqp-value section holding a string: JSON written the
+//! way Python's `json.dumps` writes it (ASCII only). Heartbeats carry no
+//! body section at all.
+
+use fe2o3_amqp::types::messaging::{AmqpValue, Body, Data, Header, Message, MessageId, Properties};
+use fe2o3_amqp::types::primitives::Value as AmqpPrimitive;
+use om_driver_api::om_core::envelope::{self, Format};
+use om_driver_api::om_core::{Error, JsonObject, RemoteError, Result, Value};
+use om_driver_api::ReplyEvent;
+use std::time::Duration;
+
+/// A message as sent and received by the driver.
+pub type AmqpMessage = Message<Body<AmqpPrimitive>>;
+
+/// The header section: empty unless a ttl is given.
+fn header(ttl: Option<Duration>) -> Header {
+    Header {
+        ttl: ttl.map(|t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX)),
+        ..Header::default()
+    }
+}
+
+fn string_body(json: String) -> Body<AmqpPrimitive> {
+    Body::Value(AmqpValue(AmqpPrimitive::String(json)))
+}
+
+/// No body section at all (an empty batch of data sections encodes as
+/// nothing), as the Python driver sends heartbeats.
+fn no_body() -> Body<AmqpPrimitive> {
+    Body::Data(Vec::<Data>::new().into())
+}
+
+fn message(header: Header, properties: Properties, body: Body<AmqpPrimitive>) -> AmqpMessage {
+    Message {
+        header: Some(header),
+        delivery_annotations: None,
+        message_annotations: None,
+        properties: Some(properties),
+        application_properties: None,
+        body,
+        footer: None,
+    }
+}
+
+/// The call-specific parts of a request.
+#[derive(Debug, Clone)]
+pub struct CallInfo<'a> {
+    /// The `message-id` (uuid4 hex).
+    pub msg_id: &'a str,
+    /// The caller's reply address.
+    pub reply_to: &'a str,
+    /// The call timeout, sent as the header `ttl`.
+    pub ttl: Option<Duration>,
+}
+
+/// An RPC request: body `{"request": …, "context": …[, "call_monitor_timeout": …]}`;
+/// `to`; for a call also `message-id`, `reply-to` and the header `ttl`.
+pub fn request(
+    to: &str,
+    request: &JsonObject,
+    ctxt: &JsonObject,
+    call_monitor_timeout: Option<f64>,
+    call: Option<CallInfo<'_>>,
+) -> Result<AmqpMessage> {
+    let mut body = JsonObject::with_capacity(3);
+    body.insert("request".into(), Value::Object(request.clone()));
+    body.insert("context".into(), Value::Object(ctxt.clone()));
+    if call_monitor_timeout.is_some() {
+        body.insert(
+            "call_monitor_timeout".into(),
+            timeout_json(call_monitor_timeout),
+        );
+    }
+    let json = envelope::to_python_json_string(&body)?;
+    let mut props = Properties {
+        to: Some(to.to_owned()),
+        ..Properties::default()
+    };
+    let mut ttl = None;
+    if let Some(call) = call {
+        props.message_id = Some(MessageId::String(call.msg_id.to_owned()));
+        props.reply_to = Some(call.reply_to.to_owned());
+        ttl = call.ttl;
+    }
+    Ok(message(header(ttl), props, string_body(json)))
+}
+
+/// A call-monitor timeout as Python writes a number: an integer when whole.
+fn timeout_json(value: Option<f64>) -> Value {
+    match value {
+        None => Value::Null,
+        Some(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Value::from(v as i64),
+        Some(v) => serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null),
+    }
+}
+
+/// Serializes a remote error as a reply's `failure` string (`class`,
+/// `module`, `message`, `tb`, `args`, `kwargs`).
+pub fn failure_to_json(e: &RemoteError) -> Result<String> {
+    let mut m = JsonObject::with_capacity(6);
+    m.insert("class".into(), Value::String(e.exc_type.clone()));
+    m.insert("module".into(), Value::String(e.module.clone()));
+    m.insert("message".into(), Value::String(e.value.clone()));
+    m.insert("tb".into(), Value::Array(e.traceback.iter().cloned().map(Value::String).collect()));
+    m.insert("args".into(), Value::Array(e.args.clone()));
+    m.insert("kwargs".into(), Value::Object(e.kwargs.clone()));
+    envelope::to_python_json_string(&m)
+}
+
+/// Parses a reply's `failure` string; unreadable text becomes a
+/// `RemoteError` carrying it.
+pub fn failure_from_json(s: &str) -> RemoteError {
+    let Ok(Value::Object(m)) = serde_json::from_str::<Value>(s) else {
+        return RemoteError::new("RemoteError", "oslo_messaging.exceptions", s);
+    };
+    let text = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    RemoteError {
+        exc_type: text("class"),
+        module: text("module"),
+        value: text("message"),
+        traceback: m
+            .get("tb")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).collect())
+            .unwrap_or_default(),
+        args: m.get("args").and_then(Value::as_array).cloned().unwrap_or_default(),
+        kwargs: m.get("kwargs").and_then(Value::as_object).cloned().unwrap_or_default(),
+    }
+}
+
+/// A reply: body `{"response": …}` or `{"failure": "<json>"}`; `to` and
+/// `correlation-id`; empty header.
+pub fn reply(to: &str, correlation_id: &str, reply: &std::result::Result<Value, RemoteError>) -> Result<AmqpMessage> {
+    let mut body = JsonObject::with_capacity(1);
+    match reply {
+        Ok(v) => body.insert("response".into(), v.clone()),
+        Err(e) => body.insert("failure".into(), Value::String(failure_to_json(e)?)),
+    };
+    let props = Properties {
+        to: Some(to.to_owned()),
+        correlation_id: Some(MessageId::String(correlation_id.to_owned())),
+        ..Properties::default()
+    };
+    Ok(message(header(None), props, string_body(envelope::to_python_json_string(&body)?)))
+}
+
+/// A heartbeat: no body; `to`, `correlation-id`, header `ttl` = the
+/// call-monitor timeout.
+pub fn heartbeat(to: &str, correlation_id: &str, ttl: Option<Duration>) -> AmqpMessage {
+    let props = Properties {
+        to: Some(to.to_owned()),
+        correlation_id: Some(MessageId::String(correlation_id.to_owned())),
+        ..Properties::default()
+    };
+    message(header(ttl), props, no_body())
+}
+
+/// A notification: body `{"request": <message, enveloped for 2.0>, "context": …}`;
+/// only `to`; empty header.
+pub fn notification(to: &str, msg: &JsonObject, format: Format, ctxt: &JsonObject) -> Result<AmqpMessage> {
+    let request = match format {
+        Format::V1 => Value::Object(msg.clone()),
+        Format::V2 => {
+            let mut env = JsonObject::with_capacity(2);
+            env.insert(envelope::VERSION_KEY.into(), Value::String(envelope::ENVELOPE_VERSION.into()));
+            env.insert(envelope::MESSAGE_KEY.into(), Value::String(envelope::to_python_json_string(msg)?));
+            Value::Object(env)
+        }
+    };
+    let mut body = JsonObject::with_capacity(2);
+    body.insert("request".into(), request);
+    body.insert("context".into(), Value::Object(ctxt.clone()));
+    let props = Properties {
+        to: Some(to.to_owned()),
+        ..Properties::default()
+    };
+    Ok(message(header(None), props, string_body(envelope::to_python_json_string(&body)?)))
+}
+
+/// The JSON text of a body, or `None` when the message has no body (no
+/// section, a null value, or empty data sections: RabbitMQ turns body-less
+/// messages into one empty data section).
+pub fn body_text(body: &Body<AmqpPrimitive>) -> Result<Option<String>> {
+    match body {
+        Body::Empty => Ok(None),
+        Body::Value(AmqpValue(AmqpPrimitive::String(s))) => Ok(Some(s.clone())),
+        Body::Value(AmqpValue(AmqpPrimitive::Null)) => Ok(None),
+        Body::Value(AmqpValue(AmqpPrimitive::Binary(b))) => utf8(b.to_vec()).map(Some),
+        Body::Value(AmqpValue(other)) => Err(Error::MalformedMessage(format!(
+            "the amqp-value body must be a string holding JSON, got {}",
+            primitive_kind(other)
+        ))),
+        Body::Data(batch) => {
+            let mut bytes = Vec::new();
+            for d in batch.iter() {
+                bytes.extend_from_slice(&d.0);
+            }
+            if bytes.is_empty() {
+                Ok(None)
+            } else {
+                utf8(bytes).map(Some)
+            }
+        }
+        Body::Sequence(_) => Err(Error::MalformedMessage(
+            "an amqp-sequence body is not an oslo message".into(),
+        )),
+    }
+}
+
+fn utf8(bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|_| Error::MalformedMessage("the body is not UTF-8 text".into()))
+}
+
+fn primitive_kind(v: &AmqpPrimitive) -> &'static str {
+    match v {
+        AmqpPrimitive::Map(_) => "a map",
+        AmqpPrimitive::List(_) => "a list",
+        AmqpPrimitive::Array(_) => "an array",
+        AmqpPrimitive::Described(_) => "a described value",
+        _ => "a scalar",
+    }
+}
+
+fn body_object(body: &Body<AmqpPrimitive>, what: &str) -> Result<JsonObject> {
+    let text = body_text(body)?.ok_or_else(|| Error::MalformedMessage(format!("{what} without a body")))?;
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(other) => Err(Error::MalformedMessage(format!(
+            "{what} body must be a JSON object, got {}",
+            om_driver_api::om_core::context::json_kind(&other)
+        ))),
+        Err(e) => Err(Error::MalformedMessage(format!("{what} body is not valid JSON: {e}"))),
+    }
+}
+
+/// A decoded RPC request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedRequest {
+    /// `method`, `args`, and `namespace` / `version` when present.
+    pub request: JsonObject,
+    /// The context.
+    pub context: JsonObject,
+    /// `call_monitor_timeout`, when the caller set one.
+    pub call_monitor_timeout: Option<f64>,
+}
+
+/// Decodes an RPC request body.
+pub fn decode_request(body: &Body<AmqpPrimitive>) -> Result<DecodedRequest> {
+    let mut m = body_object(body, "RPC request")?;
+    let request = match m.shift_remove("request") {
+        Some(Value::Object(r)) => r,
+        Some(other) => envelope::decode_value(other)?,
+        None => return Err(Error::MalformedMessage("RPC request body has no \"request\"".into())),
+    };
+    let context = match m.shift_remove("context") {
+        Some(Value::Object(c)) => c,
+        Some(Value::Null) | None => JsonObject::new(),
+        Some(other) => {
+            return Err(Error::MalformedMessage(format!(
+                "RPC request context must be an object, got {}",
+                om_driver_api::om_core::context::json_kind(&other)
+            )))
+        }
+    };
+    let call_monitor_timeout = m.get("call_monitor_timeout").and_then(Value::as_f64);
+    Ok(DecodedRequest { request, context, call_monitor_timeout })
+}
+
+/// Decodes a reply: a body-less message is a heartbeat, `{"failure": …}` a
+/// remote error, `{"response": …}` the result.
+pub fn decode_reply(body: &Body<AmqpPrimitive>) -> Result<ReplyEvent> {
+    if body_text(body)?.is_none() {
+        return Ok(ReplyEvent::Heartbeat);
+    }
+    let mut m = body_object(body, "reply")?;
+    if let Some(f) = m.shift_remove("failure") {
+        let text = match f {
+            Value::String(s) => s,
+            other => other.to_string(),
+        };
+        return Ok(ReplyEvent::Final(Err(failure_from_json(&text))));
+    }
+    Ok(ReplyEvent::Final(Ok(m.shift_remove("response").unwrap_or(Value::Null))))
+}
+
+/// Decodes a notification body into `(context, message)`; `request` may
+/// hold the 2.0 envelope or the bare message.
+pub fn decode_notification(body: &Body<AmqpPrimitive>) -> Result<(JsonObject, JsonObject)> {
+    let mut m = body_object(body, "notification")?;
+    let msg = match m.shift_remove("request") {
+        Some(v) => envelope::decode_value(v)?,
+        None => return Err(Error::MalformedMessage("notification body has no \"request\"".into())),
+    };
+    let ctxt = match m.shift_remove("context") {
+        Some(Value::Object(c)) => c,
+        _ => JsonObject::new(),
+    };
+    Ok((ctxt, msg))
+}
+
+/// The string form of a message id (`message-id`, `correlation-id`).
+pub fn message_id_text(id: &MessageId) -> String {
+    match id {
+        MessageId::String(s) => s.clone(),
+        MessageId::Ulong(n) => n.to_string(),
+        MessageId::Uuid(u) => format!("{u:x}"),
+        MessageId::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> JsonObject {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn text(m: &AmqpMessage) -> String {
+        body_text(&m.body).unwrap().unwrap()
+    }
+
+    #[test]
+    fn call_layout() {
+        let req = obj(json!({"method": "echo", "args": {"x": "é"}, "namespace": "ns1", "version": "2.1"}));
+        let ctxt = obj(json!({"user": "bob"}));
+        let call = CallInfo { msg_id: "abc", reply_to: "dyn/1", ttl: Some(Duration::from_secs(8)) };
+        let m = request("unicast.openstack.t", &req, &ctxt, Some(30.0), Some(call)).unwrap();
+        assert_eq!(
+            text(&m),
+            r#"{"request": {"method": "echo", "args": {"x": "\u00e9"}, "namespace": "ns1", "version": "2.1"}, "context": {"user": "bob"}, "call_monitor_timeout": 30}"#
+        );
+        let p = m.properties.as_ref().unwrap();
+        assert_eq!(p.to.as_deref(), Some("unicast.openstack.t"));
+        assert_eq!(p.message_id, Some(MessageId::String("abc".into())));
+        assert_eq!(p.reply_to.as_deref(), Some("dyn/1"));
+        assert_eq!(m.header.as_ref().unwrap().ttl, Some(8000));
+        let d = decode_request(&m.body).unwrap();
+        assert_eq!(d.request, req);
+        assert_eq!(d.context, ctxt);
+        assert_eq!(d.call_monitor_timeout, Some(30.0));
+    }
+
+    #[test]
+    fn cast_layout() {
+        let m = request("t", &obj(json!({"method": "m", "args": {}})), &JsonObject::new(), None, None).unwrap();
+        assert_eq!(text(&m), r#"{"request": {"method": "m", "args": {}}, "context": {}}"#);
+        let p = m.properties.as_ref().unwrap();
+        assert!(p.message_id.is_none() && p.reply_to.is_none());
+        assert_eq!(m.header.as_ref().unwrap().ttl, None);
+    }
+
+    #[test]
+    fn replies_and_heartbeats() {
+        let ok = reply("r", "id1", &Ok(json!({"a": [1, null]}))).unwrap();
+        assert_eq!(text(&ok), r#"{"response": {"a": [1, null]}}"#);
+        assert_eq!(decode_reply(&ok.body).unwrap(), ReplyEvent::Final(Ok(json!({"a": [1, null]}))));
+        let mut e = RemoteError::new("ValueError", "builtins", "bad value");
+        e.traceback = vec!["tb\n".into()];
+        let failed = reply("r", "id1", &Err(e.clone())).unwrap();
+        assert!(text(&failed).starts_with(r#"{"failure": "{\"class\": \"ValueError\", \"module\": \"builtins\""#));
+        assert_eq!(decode_reply(&failed.body).unwrap(), ReplyEvent::Final(Err(e)));
+        let none = reply("r", "id1", &Ok(Value::Null)).unwrap();
+        assert_eq!(decode_reply(&none.body).unwrap(), ReplyEvent::Final(Ok(Value::Null)));
+        let hb = heartbeat("r", "id1", Some(Duration::from_secs(2)));
+        assert_eq!(decode_reply(&hb.body).unwrap(), ReplyEvent::Heartbeat);
+        assert_eq!(hb.header.as_ref().unwrap().ttl, Some(2000));
+        // RabbitMQ delivers a body-less message as one empty data section.
+        let rabbit_hb: Body<AmqpPrimitive> = Body::Data(vec![Data(Vec::new().into())].into());
+        assert_eq!(decode_reply(&rabbit_hb).unwrap(), ReplyEvent::Heartbeat);
+    }
+
+    #[test]
+    fn notifications_v1_and_v2() {
+        let msg = obj(json!({"message_id": "m", "priority": "INFO", "payload": {"k": 1}}));
+        let v2 = notification("unicast.openstack.notifications.info", &msg, Format::V2, &JsonObject::new()).unwrap();
+        assert_eq!(
+            text(&v2),
+            r#"{"request": {"oslo.version": "2.0", "oslo.message": "{\"message_id\": \"m\", \"priority\": \"INFO\", \"payload\": {\"k\": 1}}"}, "context": {}}"#
+        );
+        assert_eq!(decode_notification(&v2.body).unwrap(), (JsonObject::new(), msg.clone()));
+        let v1 = notification("x", &msg, Format::V1, &obj(json!({"user": "u"}))).unwrap();
+        assert_eq!(decode_notification(&v1.body).unwrap(), (obj(json!({"user": "u"})), msg));
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors() {
+        let bad = [
+            string_body("not json".into()),
+            string_body("[1]".into()),
+            string_body(r#"{"context": {}}"#.into()),
+            Body::Value(AmqpValue(AmqpPrimitive::Int(3))),
+            no_body(),
+        ];
+        for b in &bad {
+            assert_eq!(decode_request(b).unwrap_err().oslo_name(), "MessagingException");
+        }
+        // Data sections with JSON text are accepted on receipt.
+        let data: Body<AmqpPrimitive> = Body::Data(vec![Data(br#"{"response": 1}"#.to_vec().into())].into());
+        assert_eq!(decode_reply(&data).unwrap(), ReplyEvent::Final(Ok(json!(1))));
+    }
+}
