@@ -16,6 +16,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///
 /// `exc_type` and `module` are the Python class and module names (`ValueError`
 /// / `builtins`, `NoSuchMethod` / `oslo_messaging.rpc.dispatcher`, ...).
+///
+/// [`RemoteError::to_failure_json`] and [`RemoteError::from_failure_json`]
+/// convert to and from the reply's `failure` string (module
+/// [`crate::failure`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemoteError {
     /// Exception class name, e.g. `ValueError`.

@@ -526,15 +526,12 @@ fn parse_host(url: &str, piece: &str) -> Result<TransportHost> {
                 "invalid IPv6 host: misplaced `[` or `]` (write IPv6 addresses as [::1]:5672)",
             ));
         }
-        match hostport.matches(':').count() {
-            0 => (hostport.to_owned(), None),
-            1 => match hostport.split_once(':') {
-                Some((h, p)) => (h.to_owned(), Some(p)),
-                None => (hostport.to_owned(), None),
-            },
+        match hostport.split_once(':') {
+            None => (hostport.to_owned(), None),
+            Some((h, p)) if !p.contains(':') => (h.to_owned(), Some(p)),
             // Python takes several `:` as an IPv6 address without port.
-            _ if is_ipv6_literal(hostport) => (hostport.to_owned(), None),
-            _ => {
+            Some(_) if is_ipv6_literal(hostport) => (hostport.to_owned(), None),
+            Some(_) => {
                 return Err(invalid(
                     url,
                     "a host has several `:` but is not an IPv6 address; write IPv6 addresses with a port in brackets, e.g. [::1]:5672",
