@@ -151,7 +151,7 @@ enum EnvSetting {
 /// assert_eq!(cfg.rabbit.heartbeat_rate, 5);
 /// # Ok::<(), om_config::ConfigError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConfigLoader {
     files: Vec<FileSource>,
     env: EnvSetting,
@@ -160,6 +160,38 @@ pub struct ConfigLoader {
     defaults: Vec<(String, String, OverrideValue)>,
     schemes: SchemeCheck,
     extras: Extras,
+}
+
+impl std::fmt::Debug for ConfigLoader {
+    /// Lists sources and the names of overridden options, never values
+    /// (they may hold passwords).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let files: Vec<String> = self
+            .files
+            .iter()
+            .map(|s| match s {
+                FileSource::File(p) => format!("file {}", p.display()),
+                FileSource::Dir(p) => format!("dir {}", p.display()),
+                FileSource::Text { name, .. } => format!("text {}", name.display()),
+            })
+            .collect();
+        let env = match &self.env {
+            EnvSetting::Disabled => "disabled".to_owned(),
+            EnvSetting::Process => format!("process ({}__*)", self.env_prefix),
+            EnvSetting::Vars(v) => format!("{} given variables ({}__*)", v.len(), self.env_prefix),
+        };
+        let names = |v: &[(String, String, OverrideValue)]| -> Vec<String> {
+            v.iter().map(|(g, o, _)| format!("[{g}] {o}")).collect()
+        };
+        f.debug_struct("ConfigLoader")
+            .field("files", &files)
+            .field("env", &env)
+            .field("defaults", &names(&self.defaults))
+            .field("overrides", &names(&self.overrides))
+            .field("schemes", &self.schemes)
+            .field("extension_options", &self.extras)
+            .finish()
+    }
 }
 
 impl Default for ConfigLoader {
@@ -414,6 +446,12 @@ impl ConfigLoader {
         };
         cfg.override_count = self.overrides.len();
         cfg.check_urls(&mut warnings)?;
+        tracing::debug!(
+            files = cfg.sources.len(),
+            overrides = cfg.override_count,
+            warnings = warnings.len(),
+            "messaging configuration loaded"
+        );
         cfg.warnings = warnings;
         Ok(cfg)
     }

@@ -188,6 +188,7 @@ impl MessagingConfig {
         let mut dc = DriverConfig::new(parsed);
         dc.control_exchange = self.default.control_exchange.clone();
         if let Some(group) = schema::driver_group(&driver) {
+            self.validate_group(group)?;
             dc.options = self.group_options(group.name)?;
             if group.name == RABBIT_GROUP {
                 self.check_rabbit(&dc, src)?;
@@ -299,6 +300,40 @@ impl MessagingConfig {
             }
         }
         Ok(parsed)
+    }
+
+    /// Checks every option against the schema (ranges, choices) and both
+    /// transport URLs, as loading does. Useful after changing fields
+    /// programmatically; building a transport checks the driver's group
+    /// the same way.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for group in schema::groups() {
+            self.validate_group(group)?;
+        }
+        self.check_urls(&mut Vec::new())
+    }
+
+    fn validate_group(&self, group: &schema::GroupSpec) -> Result<(), ConfigError> {
+        let all = serde_json::to_value(self).map_err(|e| ConfigErrorKind::Merge(e.to_string()))?;
+        let Some(Json::Object(opts)) = all.get(group.name) else {
+            return Ok(());
+        };
+        for spec in group.options {
+            if let Some(values) = opts.get(spec.name).and_then(format_json) {
+                let raw = match spec.kind {
+                    OptionKind::List | OptionKind::Multi => values,
+                    _ => vec![values.join(",")],
+                };
+                convert(
+                    group.name,
+                    spec,
+                    &raw,
+                    &self.origin(group.name, spec.name),
+                    &mut Vec::new(),
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// Checks both transport URLs (done by the loader).

@@ -577,3 +577,39 @@ fn errors_in_real_files_point_at_the_right_file_of_several() {
     let cfg = load(loader().config_file(&bad).config_file(&good));
     assert_eq!(cfg.rabbit.heartbeat_rate, 4);
 }
+
+#[test]
+fn programmatic_changes_are_checked_too() {
+    let mut cfg = load(loader().ini_text(
+        "p.conf",
+        "[oslo_messaging_rabbit]\nkombu_reconnect_delay = 2.0\n",
+    ));
+    assert!(cfg.validate().is_ok());
+    cfg.rabbit.kombu_reconnect_delay = 10.0;
+    let e = cfg
+        .rpc_driver_config()
+        .map(|_| ())
+        .expect_err("out of range");
+    assert_mentions(
+        &e.to_string(),
+        &[
+            "[oslo_messaging_rabbit] kombu_reconnect_delay = 10.0",
+            "between 0 and 4.5",
+        ],
+    );
+    assert!(cfg.validate().is_err());
+    cfg.rabbit.kombu_reconnect_delay = 1.0;
+    cfg.kafka.compression_codec = "brotli".into();
+    // The kafka group is not the RPC transport's: building it is fine...
+    assert!(cfg.rpc_driver_config().is_ok());
+    // ...but validate() looks at everything.
+    let e = cfg.validate().expect_err("bad codec");
+    assert_mentions(
+        &e.to_string(),
+        &["[oslo_messaging_kafka] compression_codec", "one of none"],
+    );
+    cfg.kafka.compression_codec = "zstd".into();
+    cfg.default.transport_url = "no scheme".into();
+    let e = cfg.validate().expect_err("bad url");
+    assert_mentions(&e.to_string(), &["[DEFAULT] transport_url"]);
+}

@@ -380,3 +380,24 @@ fn driver_extension_options_pass_through_instead_of_being_dropped() {
         .render_effective()
         .contains("auto_offset_reset = earliest"));
 }
+
+#[test]
+fn loader_debug_output_has_no_values() {
+    let l = loader()
+        .ini_text("x.conf", "[DEFAULT]\n")
+        .env_vars([("OM__DEFAULT__TRANSPORT_URL", "rabbit://u:EnvSecret@h/")])
+        .set_override("DEFAULT", "transport_url", "rabbit://u:OverrideSecret@h/");
+    let d = format!("{l:?}");
+    assert!(
+        !d.contains("EnvSecret") && !d.contains("OverrideSecret"),
+        "{d}"
+    );
+    common::assert_mentions(
+        &d,
+        &[
+            "text x.conf",
+            "1 given variables (OM__*)",
+            "[DEFAULT] transport_url",
+        ],
+    );
+}
