@@ -687,7 +687,7 @@ impl FakeHandle {
         msg.insert(
             "failure".into(),
             match failure {
-                Some(f) => Value::String(failure_to_json(f)?),
+                Some(f) => Value::String(f.to_failure_json()),
                 None => Value::Null,
             },
         );
@@ -764,62 +764,11 @@ fn reply_event(mut msg: JsonObject) -> ReplyEvent {
     }
 }
 
-/// Serializes a remote error as the `failure` JSON string of a reply
-/// (`class`, `module`, `message`, `tb`, `args`, `kwargs`).
-fn failure_to_json(e: &RemoteError) -> Result<String> {
-    let mut m = JsonObject::with_capacity(6);
-    m.insert("class".into(), Value::String(e.exc_type.clone()));
-    m.insert("module".into(), Value::String(e.module.clone()));
-    m.insert("message".into(), Value::String(e.value.clone()));
-    m.insert(
-        "tb".into(),
-        Value::Array(e.traceback.iter().cloned().map(Value::String).collect()),
-    );
-    m.insert("args".into(), Value::Array(e.args.clone()));
-    m.insert("kwargs".into(), Value::Object(e.kwargs.clone()));
-    envelope::to_python_json_string(&m)
-}
-
-/// Parses a reply's `failure` string; anything unreadable becomes a
-/// `RemoteError` carrying the raw text.
+/// Parses a reply's `failure` string (om-core's codec); text that is not
+/// a JSON object becomes a `RemoteError` carrying the raw text.
 fn failure_from_json(s: &str) -> RemoteError {
-    let Ok(Value::Object(m)) = serde_json::from_str::<Value>(s) else {
-        return RemoteError::new("RemoteError", "oslo_messaging.exceptions", s);
-    };
-    let text = |k: &str| {
-        m.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    RemoteError {
-        exc_type: text("class"),
-        module: text("module"),
-        value: text("message"),
-        traceback: m
-            .get("tb")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|v| {
-                        v.as_str()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| v.to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        args: m
-            .get("args")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-        kwargs: m
-            .get("kwargs")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
-    }
+    RemoteError::from_failure_json(s)
+        .unwrap_or_else(|_| RemoteError::new("RemoteError", "oslo_messaging.exceptions", s))
 }
 
 #[cfg(test)]
@@ -831,12 +780,16 @@ mod tests {
     fn failure_json_round_trip_and_key_order() {
         let mut e = RemoteError::new("ValueError", "builtins", "bad value");
         e.traceback = vec!["Traceback (most recent call last):\n".into()];
-        let s = failure_to_json(&e).unwrap();
+        let s = e.to_failure_json();
         assert!(s.starts_with(
             r#"{"class": "ValueError", "module": "builtins", "message": "bad value", "tb": ["#
         ));
         assert!(s.ends_with(r#""args": ["bad value"], "kwargs": {}}"#));
         assert_eq!(failure_from_json(&s), e);
+        // The codec is om-core's: Python 2 module names are normalised.
+        let py2 =
+            failure_from_json(r#"{"class": "KeyError", "module": "exceptions", "message": "k"}"#);
+        assert!(py2.is("builtins", "KeyError"));
         let junk = failure_from_json("not json");
         assert_eq!(junk.value, "not json");
     }
