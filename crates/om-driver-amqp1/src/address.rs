@@ -27,7 +27,9 @@ pub struct PeerInfo {
 impl PeerInfo {
     /// Whether the peer is RabbitMQ's AMQP 1.0 plugin.
     pub fn is_rabbitmq(&self) -> bool {
-        self.product.as_deref().is_some_and(|p| p.eq_ignore_ascii_case("rabbitmq"))
+        self.product
+            .as_deref()
+            .is_some_and(|p| p.eq_ignore_ascii_case("rabbitmq"))
     }
 }
 
@@ -97,19 +99,33 @@ pub struct Addresser {
 }
 
 fn join(sep: &str, parts: &[&str]) -> String {
-    parts.iter().filter(|p| !p.is_empty()).copied().collect::<Vec<_>>().join(sep)
+    parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 impl Addresser {
     /// An addresser for `syntax`. `vhost` is the URL's virtual host; it goes
     /// into the addresses only with `pseudo_vhost` (the default).
-    pub fn new(opts: &AmqpOptions, syntax: Syntax, vhost: Option<&str>, control_exchange: &str) -> Self {
+    pub fn new(
+        opts: &AmqpOptions,
+        syntax: Syntax,
+        vhost: Option<&str>,
+        control_exchange: &str,
+    ) -> Self {
         let vhost = if opts.pseudo_vhost {
             vhost.filter(|v| !v.is_empty()).map(str::to_owned)
         } else {
             None
         };
-        let default_exchange = if control_exchange.is_empty() { None } else { Some(control_exchange) };
+        let default_exchange = if control_exchange.is_empty() {
+            None
+        } else {
+            Some(control_exchange)
+        };
         Addresser {
             syntax,
             vhost,
@@ -147,15 +163,34 @@ impl Addresser {
     /// `exchange: None` means the default: the control exchange (legacy) or
     /// `default_rpc_exchange` / `default_notification_exchange`, then the
     /// control exchange, then `rpc` / `notify` (routable).
-    pub fn address(&self, service: Service, cast: Cast, exchange: Option<&str>, topic: &str, server: Option<&str>) -> String {
+    pub fn address(
+        &self,
+        service: Service,
+        cast: Cast,
+        exchange: Option<&str>,
+        topic: &str,
+        server: Option<&str>,
+    ) -> String {
         let exchange = exchange.filter(|e| !e.is_empty());
         let vhost = self.vhost.as_deref().unwrap_or("");
         match self.syntax {
             Syntax::Legacy => {
                 let exchange = exchange.unwrap_or(&self.control_exchange);
                 match cast {
-                    Cast::Unicast => join(".", &[&self.server_prefix, vhost, exchange, topic, server.unwrap_or("")]),
-                    Cast::Multicast => join(".", &[&self.broadcast_prefix, vhost, exchange, topic, "all"]),
+                    Cast::Unicast => join(
+                        ".",
+                        &[
+                            &self.server_prefix,
+                            vhost,
+                            exchange,
+                            topic,
+                            server.unwrap_or(""),
+                        ],
+                    ),
+                    Cast::Multicast => join(
+                        ".",
+                        &[&self.broadcast_prefix, vhost, exchange, topic, "all"],
+                    ),
                     Cast::Anycast => join(".", &[&self.group_prefix, vhost, exchange, topic]),
                 }
             }
@@ -170,7 +205,11 @@ impl Addresser {
                     Cast::Multicast => &self.multicast_tag,
                     Cast::Anycast => &self.anycast_tag,
                 };
-                let server = if cast == Cast::Unicast { server.unwrap_or("") } else { "" };
+                let server = if cast == Cast::Unicast {
+                    server.unwrap_or("")
+                } else {
+                    ""
+                };
                 join("/", &[prefix, tag, vhost, exchange, topic, server])
             }
         }
@@ -237,7 +276,10 @@ mod tests {
                 "openstack.org/om/rpc/anycast/ex/t".to_string(),
             ]
         );
-        assert_eq!(a.rpc_address(&Target::new("compute")), "openstack.org/om/rpc/anycast/openstack/compute");
+        assert_eq!(
+            a.rpc_address(&Target::new("compute")),
+            "openstack.org/om/rpc/anycast/openstack/compute"
+        );
         assert_eq!(
             a.rpc_address(&Target::new("compute").with_fanout(true)),
             "openstack.org/om/rpc/multicast/openstack/compute"
@@ -246,7 +288,10 @@ mod tests {
             a.rpc_address(&Target::new("compute").with_server("host1")),
             "openstack.org/om/rpc/unicast/openstack/compute/host1"
         );
-        assert_eq!(a.notify_address("notifications.info"), "openstack.org/om/notify/anycast/openstack/notifications.info");
+        assert_eq!(
+            a.notify_address("notifications.info"),
+            "openstack.org/om/notify/anycast/openstack/notifications.info"
+        );
     }
 
     /// test-cases.md 105
@@ -255,12 +300,28 @@ mod tests {
         let a = Addresser::new(&opts(), Syntax::Legacy, None, "openstack");
         assert_eq!(
             a.server_addresses(&target()),
-            ["exclusive.ex.t.s".to_string(), "broadcast.ex.t.all".to_string(), "unicast.ex.t".to_string()]
+            [
+                "exclusive.ex.t.s".to_string(),
+                "broadcast.ex.t.all".to_string(),
+                "unicast.ex.t".to_string()
+            ]
         );
-        assert_eq!(a.notify_address("notifications.info"), "unicast.openstack.notifications.info");
-        assert_eq!(a.rpc_address(&Target::new("compute").with_server("host1")), "exclusive.openstack.compute.host1");
-        assert_eq!(a.rpc_address(&Target::new("compute").with_fanout(true)), "broadcast.openstack.compute.all");
-        assert_eq!(a.rpc_address(&Target::new("compute")), "unicast.openstack.compute");
+        assert_eq!(
+            a.notify_address("notifications.info"),
+            "unicast.openstack.notifications.info"
+        );
+        assert_eq!(
+            a.rpc_address(&Target::new("compute").with_server("host1")),
+            "exclusive.openstack.compute.host1"
+        );
+        assert_eq!(
+            a.rpc_address(&Target::new("compute").with_fanout(true)),
+            "broadcast.openstack.compute.all"
+        );
+        assert_eq!(
+            a.rpc_address(&Target::new("compute")),
+            "unicast.openstack.compute"
+        );
         // A fanout target with a server name is still multicast.
         assert_eq!(
             a.rpc_address(&Target::new("compute").with_server("h").with_fanout(true)),
@@ -271,30 +332,66 @@ mod tests {
     /// test-cases.md 106
     #[test]
     fn dynamic_mode_follows_the_product() {
-        let peer = |p: Option<&str>| PeerInfo { product: p.map(str::to_owned), version: None };
-        assert_eq!(resolve_syntax(AddressingMode::Dynamic, &peer(None)), Syntax::Legacy);
-        assert_eq!(resolve_syntax(AddressingMode::Dynamic, &peer(Some("qpid-cpp"))), Syntax::Legacy);
-        assert_eq!(resolve_syntax(AddressingMode::Dynamic, &peer(Some("qpid-dispatch-router"))), Syntax::Routable);
-        assert_eq!(resolve_syntax(AddressingMode::Dynamic, &peer(Some("om-test-router"))), Syntax::Routable);
+        let peer = |p: Option<&str>| PeerInfo {
+            product: p.map(str::to_owned),
+            version: None,
+        };
+        assert_eq!(
+            resolve_syntax(AddressingMode::Dynamic, &peer(None)),
+            Syntax::Legacy
+        );
+        assert_eq!(
+            resolve_syntax(AddressingMode::Dynamic, &peer(Some("qpid-cpp"))),
+            Syntax::Legacy
+        );
+        assert_eq!(
+            resolve_syntax(AddressingMode::Dynamic, &peer(Some("qpid-dispatch-router"))),
+            Syntax::Routable
+        );
+        assert_eq!(
+            resolve_syntax(AddressingMode::Dynamic, &peer(Some("om-test-router"))),
+            Syntax::Routable
+        );
         // om's deliberate deviation: RabbitMQ refuses routable addresses.
-        assert_eq!(resolve_syntax(AddressingMode::Dynamic, &peer(Some("RabbitMQ"))), Syntax::Legacy);
-        assert_eq!(resolve_syntax(AddressingMode::Legacy, &peer(Some("qpid-dispatch-router"))), Syntax::Legacy);
-        assert_eq!(resolve_syntax(AddressingMode::Routable, &peer(None)), Syntax::Routable);
+        assert_eq!(
+            resolve_syntax(AddressingMode::Dynamic, &peer(Some("RabbitMQ"))),
+            Syntax::Legacy
+        );
+        assert_eq!(
+            resolve_syntax(AddressingMode::Legacy, &peer(Some("qpid-dispatch-router"))),
+            Syntax::Legacy
+        );
+        assert_eq!(
+            resolve_syntax(AddressingMode::Routable, &peer(None)),
+            Syntax::Routable
+        );
     }
 
     /// test-cases.md 107
     #[test]
     fn pseudo_vhost_goes_into_addresses() {
         let r = Addresser::new(&opts(), Syntax::Routable, Some("vh"), "openstack");
-        assert_eq!(r.rpc_address(&Target::new("t")), "openstack.org/om/rpc/anycast/vh/openstack/t");
+        assert_eq!(
+            r.rpc_address(&Target::new("t")),
+            "openstack.org/om/rpc/anycast/vh/openstack/t"
+        );
         let l = Addresser::new(&opts(), Syntax::Legacy, Some("vh"), "openstack");
         assert_eq!(l.rpc_address(&Target::new("t")), "unicast.vh.openstack.t");
-        assert_eq!(l.rpc_address(&Target::new("t").with_server("s")), "exclusive.vh.openstack.t.s");
-        assert_eq!(l.rpc_address(&Target::new("t").with_fanout(true)), "broadcast.vh.openstack.t.all");
+        assert_eq!(
+            l.rpc_address(&Target::new("t").with_server("s")),
+            "exclusive.vh.openstack.t.s"
+        );
+        assert_eq!(
+            l.rpc_address(&Target::new("t").with_fanout(true)),
+            "broadcast.vh.openstack.t.all"
+        );
         let mut no_pseudo = opts();
         no_pseudo.pseudo_vhost = false;
         let r = Addresser::new(&no_pseudo, Syntax::Routable, Some("vh"), "openstack");
-        assert_eq!(r.rpc_address(&Target::new("t")), "openstack.org/om/rpc/anycast/openstack/t");
+        assert_eq!(
+            r.rpc_address(&Target::new("t")),
+            "openstack.org/om/rpc/anycast/openstack/t"
+        );
         // An empty virtual host (`amqp://h/`) adds nothing.
         let l = Addresser::new(&opts(), Syntax::Legacy, Some(""), "openstack");
         assert_eq!(l.rpc_address(&Target::new("t")), "unicast.openstack.t");
@@ -306,18 +403,39 @@ mod tests {
         o.default_rpc_exchange = Some("rpcx".into());
         o.default_notification_exchange = Some("notx".into());
         let r = Addresser::new(&o, Syntax::Routable, None, "openstack");
-        assert_eq!(r.rpc_address(&Target::new("t")), "openstack.org/om/rpc/anycast/rpcx/t");
-        assert_eq!(r.rpc_address(&Target::new("t").with_exchange("mine")), "openstack.org/om/rpc/anycast/mine/t");
-        assert_eq!(r.notify_address("n.info"), "openstack.org/om/notify/anycast/notx/n.info");
+        assert_eq!(
+            r.rpc_address(&Target::new("t")),
+            "openstack.org/om/rpc/anycast/rpcx/t"
+        );
+        assert_eq!(
+            r.rpc_address(&Target::new("t").with_exchange("mine")),
+            "openstack.org/om/rpc/anycast/mine/t"
+        );
+        assert_eq!(
+            r.notify_address("n.info"),
+            "openstack.org/om/notify/anycast/notx/n.info"
+        );
         let r = Addresser::new(&opts(), Syntax::Routable, None, "");
-        assert_eq!(r.rpc_address(&Target::new("t")), "openstack.org/om/rpc/anycast/rpc/t");
-        assert_eq!(r.notify_address("n.info"), "openstack.org/om/notify/anycast/notify/n.info");
+        assert_eq!(
+            r.rpc_address(&Target::new("t")),
+            "openstack.org/om/rpc/anycast/rpc/t"
+        );
+        assert_eq!(
+            r.notify_address("n.info"),
+            "openstack.org/om/notify/anycast/notify/n.info"
+        );
         // Legacy ignores the routable defaults and inserts prefixes verbatim.
         let mut o = opts();
         o.broadcast_prefix = "/topic/broadcast".into();
         o.default_rpc_exchange = Some("rpcx".into());
         let l = Addresser::new(&o, Syntax::Legacy, None, "openstack");
-        assert_eq!(l.rpc_address(&Target::new("compute").with_fanout(true)), "/topic/broadcast.openstack.compute.all");
-        assert_eq!(l.rpc_address(&Target::new("compute")), "unicast.openstack.compute");
+        assert_eq!(
+            l.rpc_address(&Target::new("compute").with_fanout(true)),
+            "/topic/broadcast.openstack.compute.all"
+        );
+        assert_eq!(
+            l.rpc_address(&Target::new("compute")),
+            "unicast.openstack.compute"
+        );
     }
 }

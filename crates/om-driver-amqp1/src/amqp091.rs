@@ -21,7 +21,11 @@ const FRAME_HEARTBEAT: u8 = 8;
 const FRAME_END: u8 = 0xCE;
 
 fn err(msg: impl Into<String>) -> Error {
-    Error::transport("amqp", format!("RabbitMQ housekeeping (AMQP 0-9-1): {}", msg.into()), true)
+    Error::transport(
+        "amqp",
+        format!("RabbitMQ housekeeping (AMQP 0-9-1): {}", msg.into()),
+        true,
+    )
 }
 
 /// Writes 0-9-1 method arguments.
@@ -83,7 +87,10 @@ pub(crate) struct Login {
 
 impl std::fmt::Debug for Login {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Login").field("user", &self.user).field("vhost", &self.vhost).finish_non_exhaustive()
+        f.debug_struct("Login")
+            .field("user", &self.user)
+            .field("vhost", &self.vhost)
+            .finish_non_exhaustive()
     }
 }
 
@@ -97,7 +104,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Amqp091<S> {
 
     async fn open_inner(io: S, login: &Login) -> Result<Self> {
         let mut c = Amqp091 { io };
-        c.io.write_all(b"AMQP\x00\x00\x09\x01").await.map_err(|e| err(e.to_string()))?;
+        c.io.write_all(b"AMQP\x00\x00\x09\x01")
+            .await
+            .map_err(|e| err(e.to_string()))?;
         c.expect(0, 10, 10).await?; // connection.start
         let mut response = vec![0u8];
         response.extend_from_slice(login.user.as_bytes());
@@ -110,10 +119,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Amqp091<S> {
             .shortstr("en_US")?;
         c.send(0, 10, 11, start_ok).await?;
         let tune = c.expect(0, 10, 30).await?; // connection.tune
-        let channel_max = tune.get(0..2).map(|b| u16::from_be_bytes([b[0], b[1]])).unwrap_or(0);
-        let frame_max = tune.get(2..6).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]])).unwrap_or(0);
-        c.send(0, 10, 31, Args::default().u16(channel_max).u32(frame_max).u16(0)).await?;
-        c.send(0, 10, 40, Args::default().shortstr(&login.vhost)?.shortstr("")?.u8(0)).await?;
+        let channel_max = tune
+            .get(0..2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .unwrap_or(0);
+        let frame_max = tune
+            .get(2..6)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            .unwrap_or(0);
+        c.send(
+            0,
+            10,
+            31,
+            Args::default().u16(channel_max).u32(frame_max).u16(0),
+        )
+        .await?;
+        c.send(
+            0,
+            10,
+            40,
+            Args::default().shortstr(&login.vhost)?.shortstr("")?.u8(0),
+        )
+        .await?;
         c.expect(0, 10, 41).await?; // connection.open-ok
         c.send(1, 20, 10, Args::default().shortstr("")?).await?;
         c.expect(1, 20, 11).await?; // channel.open-ok
@@ -131,7 +158,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Amqp091<S> {
         frame.extend_from_slice(&(payload.len() as u32).to_be_bytes());
         frame.extend_from_slice(&payload);
         frame.push(FRAME_END);
-        self.io.write_all(&frame).await.map_err(|e| err(e.to_string()))?;
+        self.io
+            .write_all(&frame)
+            .await
+            .map_err(|e| err(e.to_string()))?;
         self.io.flush().await.map_err(|e| err(e.to_string()))
     }
 
@@ -141,7 +171,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Amqp091<S> {
     async fn expect(&mut self, channel: u16, class: u16, method: u16) -> Result<Vec<u8>> {
         loop {
             let mut head = [0u8; 7];
-            self.io.read_exact(&mut head).await.map_err(|e| err(format!("connection lost: {e}")))?;
+            self.io
+                .read_exact(&mut head)
+                .await
+                .map_err(|e| err(format!("connection lost: {e}")))?;
             let ftype = head[0];
             let ch = u16::from_be_bytes([head[1], head[2]]);
             let size = u32::from_be_bytes([head[3], head[4], head[5], head[6]]) as usize;
@@ -149,7 +182,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Amqp091<S> {
                 return Err(err("oversized frame"));
             }
             let mut payload = vec![0u8; size + 1];
-            self.io.read_exact(&mut payload).await.map_err(|e| err(format!("connection lost: {e}")))?;
+            self.io
+                .read_exact(&mut payload)
+                .await
+                .map_err(|e| err(format!("connection lost: {e}")))?;
             if payload.pop() != Some(FRAME_END) {
                 return Err(err("bad frame end"));
             }
@@ -160,10 +196,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Amqp091<S> {
             let m = u16::from_be_bytes([payload[2], payload[3]]);
             let args = payload.split_off(4);
             if (c, m) == (10, 50) || (c, m) == (20, 40) {
-                let code = args.get(0..2).map(|b| u16::from_be_bytes([b[0], b[1]])).unwrap_or(0);
+                let code = args
+                    .get(0..2)
+                    .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                    .unwrap_or(0);
                 let text_len = args.get(2).copied().unwrap_or(0) as usize;
-                let text = args.get(3..3 + text_len).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-                return Err(err(format!("server closed the {}: {code} {text}", if c == 10 { "connection" } else { "channel" })));
+                let text = args
+                    .get(3..3 + text_len)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                return Err(err(format!(
+                    "server closed the {}: {code} {text}",
+                    if c == 10 { "connection" } else { "channel" }
+                )));
             }
             if ch == channel && c == class && m == method {
                 return Ok(args);
@@ -173,15 +218,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Amqp091<S> {
 
     /// Declares a non-durable queue that RabbitMQ deletes after `expires`
     /// without consumers.
-    pub(crate) async fn declare_expiring_queue(&mut self, name: &str, expires: Duration) -> Result<()> {
+    pub(crate) async fn declare_expiring_queue(
+        &mut self,
+        name: &str,
+        expires: Duration,
+    ) -> Result<()> {
         let ms = i32::try_from(expires.as_millis()).unwrap_or(i32::MAX);
-        let args = Args::default().u16(0).shortstr(name)?.u8(0).table(&[("x-expires", ms)])?;
+        let args = Args::default()
+            .u16(0)
+            .shortstr(name)?
+            .u8(0)
+            .table(&[("x-expires", ms)])?;
         self.send(1, 50, 10, args).await?;
         self.expect(1, 50, 11).await.map(|_| ())
     }
 
     /// Binds `queue` to `exchange` with `routing_key`.
-    pub(crate) async fn bind(&mut self, queue: &str, exchange: &str, routing_key: &str) -> Result<()> {
+    pub(crate) async fn bind(
+        &mut self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+    ) -> Result<()> {
         let args = Args::default()
             .u16(0)
             .shortstr(queue)?
@@ -202,7 +260,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Amqp091<S> {
 
     /// Closes the connection politely.
     pub(crate) async fn close(mut self) {
-        let args = Args::default().u16(200).shortstr("bye").map(|a| a.u16(0).u16(0));
+        let args = Args::default()
+            .u16(200)
+            .shortstr("bye")
+            .map(|a| a.u16(0).u16(0));
         if let Ok(args) = args {
             if self.send(0, 10, 50, args).await.is_ok() {
                 let _ = tokio::time::timeout(Duration::from_secs(2), self.expect(0, 10, 51)).await;
@@ -218,7 +279,13 @@ mod tests {
 
     #[test]
     fn tables_and_strings_encode_as_091() {
-        let a = Args::default().u16(0).shortstr("q").unwrap().u8(0).table(&[("x-expires", 60000)]).unwrap();
+        let a = Args::default()
+            .u16(0)
+            .shortstr("q")
+            .unwrap()
+            .u8(0)
+            .table(&[("x-expires", 60000)])
+            .unwrap();
         let mut want = vec![0, 0, 1, b'q', 0];
         let entry = [&[9u8][..], b"x-expires", b"I", &60000i32.to_be_bytes()].concat();
         want.extend_from_slice(&(entry.len() as u32).to_be_bytes());

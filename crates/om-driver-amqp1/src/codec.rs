@@ -94,7 +94,9 @@ fn timeout_json(value: Option<f64>) -> Value {
     match value {
         None => Value::Null,
         Some(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Value::from(v as i64),
-        Some(v) => serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null),
+        Some(v) => serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
     }
 }
 
@@ -105,7 +107,10 @@ pub fn failure_to_json(e: &RemoteError) -> Result<String> {
     m.insert("class".into(), Value::String(e.exc_type.clone()));
     m.insert("module".into(), Value::String(e.module.clone()));
     m.insert("message".into(), Value::String(e.value.clone()));
-    m.insert("tb".into(), Value::Array(e.traceback.iter().cloned().map(Value::String).collect()));
+    m.insert(
+        "tb".into(),
+        Value::Array(e.traceback.iter().cloned().map(Value::String).collect()),
+    );
     m.insert("args".into(), Value::Array(e.args.clone()));
     m.insert("kwargs".into(), Value::Object(e.kwargs.clone()));
     envelope::to_python_json_string(&m)
@@ -117,7 +122,12 @@ pub fn failure_from_json(s: &str) -> RemoteError {
     let Ok(Value::Object(m)) = serde_json::from_str::<Value>(s) else {
         return RemoteError::new("RemoteError", "oslo_messaging.exceptions", s);
     };
-    let text = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let text = |k: &str| {
+        m.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     RemoteError {
         exc_type: text("class"),
         module: text("module"),
@@ -125,16 +135,36 @@ pub fn failure_from_json(s: &str) -> RemoteError {
         traceback: m
             .get("tb")
             .and_then(Value::as_array)
-            .map(|a| a.iter().map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string())
+                    })
+                    .collect()
+            })
             .unwrap_or_default(),
-        args: m.get("args").and_then(Value::as_array).cloned().unwrap_or_default(),
-        kwargs: m.get("kwargs").and_then(Value::as_object).cloned().unwrap_or_default(),
+        args: m
+            .get("args")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        kwargs: m
+            .get("kwargs")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
     }
 }
 
 /// A reply: body `{"response": …}` or `{"failure": "<json>"}`; `to` and
 /// `correlation-id`; empty header.
-pub fn reply(to: &str, correlation_id: &str, reply: &std::result::Result<Value, RemoteError>) -> Result<AmqpMessage> {
+pub fn reply(
+    to: &str,
+    correlation_id: &str,
+    reply: &std::result::Result<Value, RemoteError>,
+) -> Result<AmqpMessage> {
     let mut body = JsonObject::with_capacity(1);
     match reply {
         Ok(v) => body.insert("response".into(), v.clone()),
@@ -145,7 +175,11 @@ pub fn reply(to: &str, correlation_id: &str, reply: &std::result::Result<Value, 
         correlation_id: Some(MessageId::String(correlation_id.to_owned())),
         ..Properties::default()
     };
-    Ok(message(header(None), props, string_body(envelope::to_python_json_string(&body)?)))
+    Ok(message(
+        header(None),
+        props,
+        string_body(envelope::to_python_json_string(&body)?),
+    ))
 }
 
 /// A heartbeat: no body; `to`, `correlation-id`, header `ttl` = the
@@ -161,13 +195,24 @@ pub fn heartbeat(to: &str, correlation_id: &str, ttl: Option<Duration>) -> AmqpM
 
 /// A notification: body `{"request": <message, enveloped for 2.0>, "context": …}`;
 /// only `to`; empty header.
-pub fn notification(to: &str, msg: &JsonObject, format: Format, ctxt: &JsonObject) -> Result<AmqpMessage> {
+pub fn notification(
+    to: &str,
+    msg: &JsonObject,
+    format: Format,
+    ctxt: &JsonObject,
+) -> Result<AmqpMessage> {
     let request = match format {
         Format::V1 => Value::Object(msg.clone()),
         Format::V2 => {
             let mut env = JsonObject::with_capacity(2);
-            env.insert(envelope::VERSION_KEY.into(), Value::String(envelope::ENVELOPE_VERSION.into()));
-            env.insert(envelope::MESSAGE_KEY.into(), Value::String(envelope::to_python_json_string(msg)?));
+            env.insert(
+                envelope::VERSION_KEY.into(),
+                Value::String(envelope::ENVELOPE_VERSION.into()),
+            );
+            env.insert(
+                envelope::MESSAGE_KEY.into(),
+                Value::String(envelope::to_python_json_string(msg)?),
+            );
             Value::Object(env)
         }
     };
@@ -178,7 +223,11 @@ pub fn notification(to: &str, msg: &JsonObject, format: Format, ctxt: &JsonObjec
         to: Some(to.to_owned()),
         ..Properties::default()
     };
-    Ok(message(header(None), props, string_body(envelope::to_python_json_string(&body)?)))
+    Ok(message(
+        header(None),
+        props,
+        string_body(envelope::to_python_json_string(&body)?),
+    ))
 }
 
 /// The JSON text of a body, or `None` when the message has no body (no
@@ -212,7 +261,8 @@ pub fn body_text(body: &Body<AmqpPrimitive>) -> Result<Option<String>> {
 }
 
 fn utf8(bytes: Vec<u8>) -> Result<String> {
-    String::from_utf8(bytes).map_err(|_| Error::MalformedMessage("the body is not UTF-8 text".into()))
+    String::from_utf8(bytes)
+        .map_err(|_| Error::MalformedMessage("the body is not UTF-8 text".into()))
 }
 
 fn primitive_kind(v: &AmqpPrimitive) -> &'static str {
@@ -226,14 +276,17 @@ fn primitive_kind(v: &AmqpPrimitive) -> &'static str {
 }
 
 fn body_object(body: &Body<AmqpPrimitive>, what: &str) -> Result<JsonObject> {
-    let text = body_text(body)?.ok_or_else(|| Error::MalformedMessage(format!("{what} without a body")))?;
+    let text = body_text(body)?
+        .ok_or_else(|| Error::MalformedMessage(format!("{what} without a body")))?;
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(other) => Err(Error::MalformedMessage(format!(
             "{what} body must be a JSON object, got {}",
             om_driver_api::om_core::context::json_kind(&other)
         ))),
-        Err(e) => Err(Error::MalformedMessage(format!("{what} body is not valid JSON: {e}"))),
+        Err(e) => Err(Error::MalformedMessage(format!(
+            "{what} body is not valid JSON: {e}"
+        ))),
     }
 }
 
@@ -246,6 +299,9 @@ pub struct DecodedRequest {
     pub context: JsonObject,
     /// `call_monitor_timeout`, when the caller set one.
     pub call_monitor_timeout: Option<f64>,
+    /// `call_monitor_timeout` as received (`null` when absent), for the
+    /// context's `client_timeout`.
+    pub call_monitor_timeout_raw: Value,
 }
 
 /// Decodes an RPC request body.
@@ -254,7 +310,11 @@ pub fn decode_request(body: &Body<AmqpPrimitive>) -> Result<DecodedRequest> {
     let request = match m.shift_remove("request") {
         Some(Value::Object(r)) => r,
         Some(other) => envelope::decode_value(other)?,
-        None => return Err(Error::MalformedMessage("RPC request body has no \"request\"".into())),
+        None => {
+            return Err(Error::MalformedMessage(
+                "RPC request body has no \"request\"".into(),
+            ))
+        }
     };
     let context = match m.shift_remove("context") {
         Some(Value::Object(c)) => c,
@@ -266,8 +326,21 @@ pub fn decode_request(body: &Body<AmqpPrimitive>) -> Result<DecodedRequest> {
             )))
         }
     };
-    let call_monitor_timeout = m.get("call_monitor_timeout").and_then(Value::as_f64);
-    Ok(DecodedRequest { request, context, call_monitor_timeout })
+    let raw = m
+        .shift_remove("call_monitor_timeout")
+        .unwrap_or(Value::Null);
+    let call_monitor_timeout = raw.as_f64();
+    let call_monitor_timeout_raw = if call_monitor_timeout.is_some() {
+        raw
+    } else {
+        Value::Null
+    };
+    Ok(DecodedRequest {
+        request,
+        context,
+        call_monitor_timeout,
+        call_monitor_timeout_raw,
+    })
 }
 
 /// Decodes a reply: a body-less message is a heartbeat, `{"failure": …}` a
@@ -284,7 +357,9 @@ pub fn decode_reply(body: &Body<AmqpPrimitive>) -> Result<ReplyEvent> {
         };
         return Ok(ReplyEvent::Final(Err(failure_from_json(&text))));
     }
-    Ok(ReplyEvent::Final(Ok(m.shift_remove("response").unwrap_or(Value::Null))))
+    Ok(ReplyEvent::Final(Ok(m
+        .shift_remove("response")
+        .unwrap_or(Value::Null))))
 }
 
 /// Decodes a notification body into `(context, message)`; `request` may
@@ -293,7 +368,11 @@ pub fn decode_notification(body: &Body<AmqpPrimitive>) -> Result<(JsonObject, Js
     let mut m = body_object(body, "notification")?;
     let msg = match m.shift_remove("request") {
         Some(v) => envelope::decode_value(v)?,
-        None => return Err(Error::MalformedMessage("notification body has no \"request\"".into())),
+        None => {
+            return Err(Error::MalformedMessage(
+                "notification body has no \"request\"".into(),
+            ))
+        }
     };
     let ctxt = match m.shift_remove("context") {
         Some(Value::Object(c)) => c,
@@ -327,9 +406,15 @@ mod tests {
 
     #[test]
     fn call_layout() {
-        let req = obj(json!({"method": "echo", "args": {"x": "é"}, "namespace": "ns1", "version": "2.1"}));
+        let req = obj(
+            json!({"method": "echo", "args": {"x": "é"}, "namespace": "ns1", "version": "2.1"}),
+        );
         let ctxt = obj(json!({"user": "bob"}));
-        let call = CallInfo { msg_id: "abc", reply_to: "dyn/1", ttl: Some(Duration::from_secs(8)) };
+        let call = CallInfo {
+            msg_id: "abc",
+            reply_to: "dyn/1",
+            ttl: Some(Duration::from_secs(8)),
+        };
         let m = request("unicast.openstack.t", &req, &ctxt, Some(30.0), Some(call)).unwrap();
         assert_eq!(
             text(&m),
@@ -344,12 +429,28 @@ mod tests {
         assert_eq!(d.request, req);
         assert_eq!(d.context, ctxt);
         assert_eq!(d.call_monitor_timeout, Some(30.0));
+        assert_eq!(d.call_monitor_timeout_raw, json!(30));
+        let half = request("t", &req, &ctxt, Some(2.5), None).unwrap();
+        assert_eq!(
+            decode_request(&half.body).unwrap().call_monitor_timeout_raw,
+            json!(2.5)
+        );
     }
 
     #[test]
     fn cast_layout() {
-        let m = request("t", &obj(json!({"method": "m", "args": {}})), &JsonObject::new(), None, None).unwrap();
-        assert_eq!(text(&m), r#"{"request": {"method": "m", "args": {}}, "context": {}}"#);
+        let m = request(
+            "t",
+            &obj(json!({"method": "m", "args": {}})),
+            &JsonObject::new(),
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            text(&m),
+            r#"{"request": {"method": "m", "args": {}}, "context": {}}"#
+        );
         let p = m.properties.as_ref().unwrap();
         assert!(p.message_id.is_none() && p.reply_to.is_none());
         assert_eq!(m.header.as_ref().unwrap().ttl, None);
@@ -359,14 +460,24 @@ mod tests {
     fn replies_and_heartbeats() {
         let ok = reply("r", "id1", &Ok(json!({"a": [1, null]}))).unwrap();
         assert_eq!(text(&ok), r#"{"response": {"a": [1, null]}}"#);
-        assert_eq!(decode_reply(&ok.body).unwrap(), ReplyEvent::Final(Ok(json!({"a": [1, null]}))));
+        assert_eq!(
+            decode_reply(&ok.body).unwrap(),
+            ReplyEvent::Final(Ok(json!({"a": [1, null]})))
+        );
         let mut e = RemoteError::new("ValueError", "builtins", "bad value");
         e.traceback = vec!["tb\n".into()];
         let failed = reply("r", "id1", &Err(e.clone())).unwrap();
-        assert!(text(&failed).starts_with(r#"{"failure": "{\"class\": \"ValueError\", \"module\": \"builtins\""#));
-        assert_eq!(decode_reply(&failed.body).unwrap(), ReplyEvent::Final(Err(e)));
+        assert!(text(&failed)
+            .starts_with(r#"{"failure": "{\"class\": \"ValueError\", \"module\": \"builtins\""#));
+        assert_eq!(
+            decode_reply(&failed.body).unwrap(),
+            ReplyEvent::Final(Err(e))
+        );
         let none = reply("r", "id1", &Ok(Value::Null)).unwrap();
-        assert_eq!(decode_reply(&none.body).unwrap(), ReplyEvent::Final(Ok(Value::Null)));
+        assert_eq!(
+            decode_reply(&none.body).unwrap(),
+            ReplyEvent::Final(Ok(Value::Null))
+        );
         let hb = heartbeat("r", "id1", Some(Duration::from_secs(2)));
         assert_eq!(decode_reply(&hb.body).unwrap(), ReplyEvent::Heartbeat);
         assert_eq!(hb.header.as_ref().unwrap().ttl, Some(2000));
@@ -378,14 +489,26 @@ mod tests {
     #[test]
     fn notifications_v1_and_v2() {
         let msg = obj(json!({"message_id": "m", "priority": "INFO", "payload": {"k": 1}}));
-        let v2 = notification("unicast.openstack.notifications.info", &msg, Format::V2, &JsonObject::new()).unwrap();
+        let v2 = notification(
+            "unicast.openstack.notifications.info",
+            &msg,
+            Format::V2,
+            &JsonObject::new(),
+        )
+        .unwrap();
         assert_eq!(
             text(&v2),
             r#"{"request": {"oslo.version": "2.0", "oslo.message": "{\"message_id\": \"m\", \"priority\": \"INFO\", \"payload\": {\"k\": 1}}"}, "context": {}}"#
         );
-        assert_eq!(decode_notification(&v2.body).unwrap(), (JsonObject::new(), msg.clone()));
+        assert_eq!(
+            decode_notification(&v2.body).unwrap(),
+            (JsonObject::new(), msg.clone())
+        );
         let v1 = notification("x", &msg, Format::V1, &obj(json!({"user": "u"}))).unwrap();
-        assert_eq!(decode_notification(&v1.body).unwrap(), (obj(json!({"user": "u"})), msg));
+        assert_eq!(
+            decode_notification(&v1.body).unwrap(),
+            (obj(json!({"user": "u"})), msg)
+        );
     }
 
     #[test]
@@ -398,10 +521,17 @@ mod tests {
             no_body(),
         ];
         for b in &bad {
-            assert_eq!(decode_request(b).unwrap_err().oslo_name(), "MessagingException");
+            assert_eq!(
+                decode_request(b).unwrap_err().oslo_name(),
+                "MessagingException"
+            );
         }
         // Data sections with JSON text are accepted on receipt.
-        let data: Body<AmqpPrimitive> = Body::Data(vec![Data(br#"{"response": 1}"#.to_vec().into())].into());
-        assert_eq!(decode_reply(&data).unwrap(), ReplyEvent::Final(Ok(json!(1))));
+        let data: Body<AmqpPrimitive> =
+            Body::Data(vec![Data(br#"{"response": 1}"#.to_vec().into())].into());
+        assert_eq!(
+            decode_reply(&data).unwrap(),
+            ReplyEvent::Final(Ok(json!(1)))
+        );
     }
 }

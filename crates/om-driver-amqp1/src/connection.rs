@@ -59,7 +59,10 @@ impl ConnConfig {
         if hosts.is_empty() {
             hosts.push(TransportHost::new("localhost", Some(DEFAULT_PORT)));
         }
-        let container_id = opts.container_name.clone().unwrap_or_else(default_container_id);
+        let container_id = opts
+            .container_name
+            .clone()
+            .unwrap_or_else(default_container_id);
         ConnConfig {
             opts,
             hosts,
@@ -109,8 +112,14 @@ fn default_container_id() -> String {
 /// The `open` properties: `process`, `pid`, `node`.
 fn open_properties() -> Fields {
     let mut f = Fields::default();
-    f.insert(Symbol::from("process"), AmqpPrimitive::String(program_name()));
-    f.insert(Symbol::from("pid"), AmqpPrimitive::Long(i64::from(std::process::id())));
+    f.insert(
+        Symbol::from("process"),
+        AmqpPrimitive::String(program_name()),
+    );
+    f.insert(
+        Symbol::from("pid"),
+        AmqpPrimitive::Long(i64::from(std::process::id())),
+    );
     f.insert(Symbol::from("node"), AmqpPrimitive::String(node_name()));
     f
 }
@@ -131,7 +140,10 @@ pub(crate) async fn open_stream(cfg: &ConnConfig, host: &TransportHost) -> Resul
         #[cfg(feature = "tls")]
         {
             let server_name = if cfg.opts.ssl_verify_vhost {
-                cfg.vhost.as_deref().filter(|v| !v.is_empty()).unwrap_or(&host.hostname)
+                cfg.vhost
+                    .as_deref()
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or(&host.hostname)
             } else {
                 &host.hostname
             };
@@ -153,7 +165,11 @@ fn sasl_profile(opts: &AmqpOptions, host: &TransportHost) -> Result<SaslProfile>
             } else {
                 user.to_owned()
             };
-            let password = host.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
+            let password = host
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default();
             return Ok(SaslProfile::Plain { username, password });
         }
     }
@@ -176,14 +192,21 @@ pub(crate) struct RabbitSide {
 
 impl fmt::Debug for RabbitSide {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RabbitSide").field("host", &self.host.address(DEFAULT_PORT)).field("login", &self.login).finish()
+        f.debug_struct("RabbitSide")
+            .field("host", &self.host.address(DEFAULT_PORT))
+            .field("login", &self.login)
+            .finish()
     }
 }
 
 /// Work to do over one housekeeping connection.
 pub(crate) enum Housekeeping<'a> {
     /// Declare an expiring queue, optionally bound to `(exchange, key)`.
-    Declare { queue: &'a str, bind: Option<(&'a str, &'a str)>, expires: Duration },
+    Declare {
+        queue: &'a str,
+        bind: Option<(&'a str, &'a str)>,
+        expires: Duration,
+    },
     /// Delete queues.
     Delete { queues: &'a [String] },
 }
@@ -191,7 +214,11 @@ pub(crate) enum Housekeeping<'a> {
 impl RabbitSide {
     fn new(cfg: Arc<ConnConfig>, host: &TransportHost) -> Self {
         // The AMQP 1.0 plugin maps ANONYMOUS to its default user (guest).
-        let user = host.username.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| "guest".into());
+        let user = host
+            .username
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "guest".into());
         let password = match &host.password {
             Some(p) => p.expose().to_owned(),
             None if host.username.is_none() => "guest".into(),
@@ -206,7 +233,11 @@ impl RabbitSide {
             .unwrap_or_else(|| "/".into());
         RabbitSide {
             host: host.clone(),
-            login: Login { user, password, vhost },
+            login: Login {
+                user,
+                password,
+                vhost,
+            },
             cfg,
         }
     }
@@ -216,7 +247,11 @@ impl RabbitSide {
         let io = open_stream(&self.cfg, &self.host).await?;
         let mut c = Amqp091::open(io, &self.login, CONNECT_TIMEOUT).await?;
         let r = match work {
-            Housekeeping::Declare { queue, bind, expires } => {
+            Housekeeping::Declare {
+                queue,
+                bind,
+                expires,
+            } => {
                 let mut r = c.declare_expiring_queue(queue, expires).await;
                 if let (Ok(()), Some((exchange, key))) = (&r, bind) {
                     r = c.bind(queue, exchange, key).await;
@@ -294,7 +329,10 @@ impl Conn {
     /// Reports the connection as unusable; the supervisor reconnects.
     pub(crate) fn mark_broken(&self) {
         if !self.broken.swap(true, Ordering::AcqRel) {
-            tracing::info!(generation = self.generation, "amqp: connection lost, reconnecting");
+            tracing::info!(
+                generation = self.generation,
+                "amqp: connection lost, reconnecting"
+            );
         }
         self.broken_notify.notify_one();
     }
@@ -350,7 +388,9 @@ pub(crate) struct Connector {
 
 impl fmt::Debug for Connector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Connector").field("container_id", &self.cfg.container_id).finish_non_exhaustive()
+        f.debug_struct("Connector")
+            .field("container_id", &self.cfg.container_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -389,7 +429,11 @@ impl Connector {
     /// The live connection, connecting first if needed. Waits until
     /// `deadline` (forever when `None`); with `Retry::Limited(n)` it gives
     /// up after `n + 1` failed connection attempts.
-    pub(crate) async fn connection(self: &Arc<Self>, deadline: Option<Instant>, retry: Retry) -> Result<Arc<Conn>> {
+    pub(crate) async fn connection(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+        retry: Retry,
+    ) -> Result<Arc<Conn>> {
         self.start();
         let mut rx = self.status.subscribe();
         let base = rx.borrow().failed_attempts;
@@ -423,7 +467,10 @@ impl Connector {
                         let st = rx.borrow();
                         return Err(transport_err(format!(
                             "no connection to the AMQP 1.0 peer in time{}",
-                            st.last_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                            st.last_error
+                                .as_deref()
+                                .map(|e| format!(": {e}"))
+                                .unwrap_or_default()
                         )));
                     }
                 },
@@ -473,15 +520,32 @@ impl Connector {
         }
         let handle = tokio::time::timeout(CONNECT_TIMEOUT, builder.open_with_stream(io))
             .await
-            .map_err(|_| transport_err(format!("opening the AMQP connection to {} timed out", host.address(DEFAULT_PORT))))?
-            .map_err(|e| transport_err(format!("cannot open the AMQP connection to {}: {e}", host.address(DEFAULT_PORT))))?;
+            .map_err(|_| {
+                transport_err(format!(
+                    "opening the AMQP connection to {} timed out",
+                    host.address(DEFAULT_PORT)
+                ))
+            })?
+            .map_err(|e| {
+                transport_err(format!(
+                    "cannot open the AMQP connection to {}: {e}",
+                    host.address(DEFAULT_PORT)
+                ))
+            })?;
         let peer = capture.peer().unwrap_or_else(|| {
             tracing::warn!("amqp: could not read the peer's open properties; assuming a broker");
             PeerInfo::default()
         });
         let syntax = resolve_syntax(cfg.opts.addressing_mode, &peer);
-        let addresser = Addresser::new(&cfg.opts, syntax, cfg.vhost.as_deref(), &cfg.control_exchange);
-        let rabbit = peer.is_rabbitmq().then(|| RabbitSide::new(cfg.clone(), host));
+        let addresser = Addresser::new(
+            &cfg.opts,
+            syntax,
+            cfg.vhost.as_deref(),
+            &cfg.control_exchange,
+        );
+        let rabbit = peer
+            .is_rabbitmq()
+            .then(|| RabbitSide::new(cfg.clone(), host));
         let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         tracing::info!(
             host = %host.address(DEFAULT_PORT),
@@ -516,7 +580,9 @@ async fn supervise(me: std::sync::Weak<Connector>) {
     let mut idx = random_index(n);
     let mut failures: u32 = 0;
     loop {
-        let Some(connector) = me.upgrade() else { return };
+        let Some(connector) = me.upgrade() else {
+            return;
+        };
         if connector.status.borrow().closed {
             return;
         }
@@ -540,9 +606,14 @@ async fn supervise(me: std::sync::Weak<Connector>) {
                     }
                 }
                 conn.close().await;
-                let Some(connector) = me.upgrade() else { return };
+                let Some(connector) = me.upgrade() else {
+                    return;
+                };
                 connector.status.send_modify(|s| {
-                    if s.conn.as_ref().is_some_and(|c| c.generation == conn.generation) {
+                    if s.conn
+                        .as_ref()
+                        .is_some_and(|c| c.generation == conn.generation)
+                    {
                         s.conn = None;
                     }
                 });
@@ -552,7 +623,11 @@ async fn supervise(me: std::sync::Weak<Connector>) {
             }
             Err(e) => {
                 failures = failures.saturating_add(1);
-                let delay = connector.cfg.opts.reconnect_delay(failures).max(Duration::from_millis(50));
+                let delay = connector
+                    .cfg
+                    .opts
+                    .reconnect_delay(failures)
+                    .max(Duration::from_millis(50));
                 tracing::warn!(host = %host.address(DEFAULT_PORT), error = %e, retry_in = ?delay, "amqp: connection attempt failed");
                 connector.status.send_modify(|s| {
                     s.failed_attempts += 1;
@@ -582,13 +657,23 @@ mod tests {
     fn sasl_choice() {
         let url: TransportUrl = "amqp://u:p@h:1/".parse().unwrap();
         let mut o = AmqpOptions::default();
-        assert!(matches!(sasl_profile(&o, &url.hosts[0]).unwrap(), SaslProfile::Plain { username, .. } if username == "u"));
+        assert!(
+            matches!(sasl_profile(&o, &url.hosts[0]).unwrap(), SaslProfile::Plain { username, .. } if username == "u")
+        );
         o.sasl_default_realm = "realm".into();
-        assert!(matches!(sasl_profile(&o, &url.hosts[0]).unwrap(), SaslProfile::Plain { username, .. } if username == "u@realm"));
+        assert!(
+            matches!(sasl_profile(&o, &url.hosts[0]).unwrap(), SaslProfile::Plain { username, .. } if username == "u@realm")
+        );
         let anon: TransportUrl = "amqp://h:1/".parse().unwrap();
-        assert!(matches!(sasl_profile(&o, &anon.hosts[0]).unwrap(), SaslProfile::Anonymous));
+        assert!(matches!(
+            sasl_profile(&o, &anon.hosts[0]).unwrap(),
+            SaslProfile::Anonymous
+        ));
         o.sasl_mechanisms = "ANONYMOUS".into();
-        assert!(matches!(sasl_profile(&o, &url.hosts[0]).unwrap(), SaslProfile::Anonymous));
+        assert!(matches!(
+            sasl_profile(&o, &url.hosts[0]).unwrap(),
+            SaslProfile::Anonymous
+        ));
         o.sasl_mechanisms = "PLAIN".into();
         assert!(sasl_profile(&o, &anon.hosts[0]).is_err());
     }

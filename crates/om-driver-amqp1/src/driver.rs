@@ -1,17 +1,17 @@
 //! [`Amqp1Driver`]: the `Driver` implementation.
 
+use crate::address::Cast;
 use crate::address::Syntax;
 use crate::codec::{self, CallInfo};
 use crate::connection::{ConnConfig, Connector, DRIVER};
 use crate::listener::{rabbit_fanout_send_address, AmqpListener, LinkEnv, Subscription};
 use crate::options::{AddressingMode, AmqpOptions};
-use crate::address::Cast;
 use crate::reply::Replies;
 use crate::sender::{Kind, SenderPool};
 use om_driver_api::om_core::{Error, Priority, Result, Target, TransportUrl};
 use om_driver_api::{
-    BoxFuture, Capabilities, Driver, DriverConfig, DriverFactory, DynDriver, ListenOptions, Listener, Notification,
-    ReplyStream, RpcRequest,
+    BoxFuture, Capabilities, Driver, DriverConfig, DriverFactory, DynDriver, ListenOptions,
+    Listener, Notification, ReplyStream, RpcRequest,
 };
 use std::fmt;
 use std::sync::Arc;
@@ -47,7 +47,9 @@ pub struct Amqp1Driver {
 
 impl fmt::Debug for Amqp1Driver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Amqp1Driver").field("connector", &self.connector).finish_non_exhaustive()
+        f.debug_struct("Amqp1Driver")
+            .field("connector", &self.connector)
+            .finish_non_exhaustive()
     }
 }
 
@@ -63,7 +65,11 @@ impl Amqp1Driver {
     /// Must be called inside a tokio runtime.
     pub fn new(config: &DriverConfig) -> Result<Self> {
         let opts = AmqpOptions::from_map(&config.effective_options())?;
-        Ok(Self::with_options(&config.url, opts, &config.control_exchange))
+        Ok(Self::with_options(
+            &config.url,
+            opts,
+            &config.control_exchange,
+        ))
     }
 
     /// A driver for `url` with typed options.
@@ -101,18 +107,31 @@ impl Amqp1Driver {
 
     /// The address syntax of the current connection, if connected.
     pub fn current_syntax(&self) -> Option<Syntax> {
-        self.connector.subscribe().borrow().conn.as_ref().map(|c| c.addresser.syntax())
+        self.connector
+            .subscribe()
+            .borrow()
+            .conn
+            .as_ref()
+            .map(|c| c.addresser.syntax())
     }
 
     /// The `product` the peer announced on the current connection.
     pub fn peer_product(&self) -> Option<String> {
-        self.connector.subscribe().borrow().conn.as_ref().and_then(|c| c.peer.product.clone())
+        self.connector
+            .subscribe()
+            .borrow()
+            .conn
+            .as_ref()
+            .and_then(|c| c.peer.product.clone())
     }
 
     /// Connects now (instead of on first use) and waits up to `timeout`.
     pub async fn connect(&self, timeout: Duration) -> Result<()> {
         self.connector
-            .connection(Some(Instant::now() + timeout), om_driver_api::Retry::Forever)
+            .connection(
+                Some(Instant::now() + timeout),
+                om_driver_api::Retry::Forever,
+            )
             .await
             .map(|_| ())
     }
@@ -153,42 +172,83 @@ impl Amqp1Driver {
         if is_call {
             let msg_id = om_driver_api::om_core::uuid_hex();
             stream = Some(self.replies.register(&msg_id));
-            let reply_to = match self.replies.address(&self.connector, deadline, request.retry).await {
+            let reply_to = match self
+                .replies
+                .address(&self.connector, deadline, request.retry)
+                .await
+            {
                 Ok(a) => a,
                 Err(e) => return Err(Self::send_error(e, true, &msg_id, started, deadline)),
             };
             call = Some((msg_id, reply_to));
         }
         let ttl = if is_call { request.timeout } else { None };
-        let send = self.senders.send(&self.connector, kind, settled, request.retry, deadline, |conn| {
-            let mut address = conn.addresser.rpc_address(&target);
-            if target.fanout && conn.rabbit.is_some() && conn.addresser.syntax() == Syntax::Legacy {
-                address = rabbit_fanout_send_address(&address);
-            }
-            let info = call.as_ref().map(|(msg_id, reply_to)| CallInfo { msg_id, reply_to, ttl });
-            let m = codec::request(&address, &request.message, &request.ctxt, request.call_monitor_timeout, info)?;
-            Ok((address, m))
-        });
+        let send = self.senders.send(
+            &self.connector,
+            kind,
+            settled,
+            request.retry,
+            deadline,
+            |conn| {
+                let mut address = conn.addresser.rpc_address(&target);
+                if target.fanout
+                    && conn.rabbit.is_some()
+                    && conn.addresser.syntax() == Syntax::Legacy
+                {
+                    address = rabbit_fanout_send_address(&address);
+                }
+                let info = call.as_ref().map(|(msg_id, reply_to)| CallInfo {
+                    msg_id,
+                    reply_to,
+                    ttl,
+                });
+                let m = codec::request(
+                    &address,
+                    &request.message,
+                    &request.ctxt,
+                    request.call_monitor_timeout,
+                    info,
+                )?;
+                Ok((address, m))
+            },
+        );
         let msg_id = call.as_ref().map(|(id, _)| id.clone()).unwrap_or_default();
         match tokio::time::timeout_at(deadline, send).await {
             Ok(Ok(())) => Ok(stream),
             Ok(Err(e)) => Err(Self::send_error(e, is_call, &msg_id, started, deadline)),
-            Err(_) => Err(Self::send_error(Error::transport(DRIVER, "timed out", true), is_call, &msg_id, started, deadline)),
+            Err(_) => Err(Self::send_error(
+                Error::transport(DRIVER, "timed out", true),
+                is_call,
+                &msg_id,
+                started,
+                deadline,
+            )),
         }
     }
 
     /// Maps a failed send as the Python driver reports it: a call whose
     /// deadline passed is a `MessagingTimeout`; other failures are
     /// `MessageDeliveryFailure`s.
-    fn send_error(e: Error, is_call: bool, msg_id: &str, started: Instant, deadline: Instant) -> Error {
+    fn send_error(
+        e: Error,
+        is_call: bool,
+        msg_id: &str,
+        started: Instant,
+        deadline: Instant,
+    ) -> Error {
         let what = if is_call { "RPC call" } else { "RPC cast" };
         match e {
-            e @ (Error::Closed | Error::InvalidTarget { .. } | Error::Serialization(_) | Error::Configuration(_)) => e,
+            e @ (Error::Closed
+            | Error::InvalidTarget { .. }
+            | Error::Serialization(_)
+            | Error::Configuration(_)) => e,
             _ if is_call && Instant::now() >= deadline => Error::MessagingTimeout {
                 msg_id: msg_id.to_owned(),
                 elapsed: started.elapsed(),
             },
-            Error::Transport { message, .. } => Error::MessageDeliveryFailure(format!("{what} failed: {message}")),
+            Error::Transport { message, .. } => {
+                Error::MessageDeliveryFailure(format!("{what} failed: {message}"))
+            }
             other => other,
         }
     }
@@ -198,16 +258,27 @@ impl Amqp1Driver {
         let opts = self.options();
         let deadline = Instant::now() + Duration::from_secs(opts.default_notify_timeout.into());
         let topic = n.target.topic.clone().unwrap_or_default();
-        let send = self.senders.send(&self.connector, Kind::Notify, opts.pre_settled.notify, n.retry, deadline, |conn| {
-            let address = conn.addresser.notify_address(&topic);
-            let m = codec::notification(&address, &n.message, n.format, &n.ctxt)?;
-            Ok((address, m))
-        });
+        let send = self.senders.send(
+            &self.connector,
+            Kind::Notify,
+            opts.pre_settled.notify,
+            n.retry,
+            deadline,
+            |conn| {
+                let address = conn.addresser.notify_address(&topic);
+                let m = codec::notification(&address, &n.message, n.format, &n.ctxt)?;
+                Ok((address, m))
+            },
+        );
         match tokio::time::timeout_at(deadline, send).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(Error::Transport { message, .. })) => Err(Error::MessageDeliveryFailure(format!("notification failed: {message}"))),
+            Ok(Err(Error::Transport { message, .. })) => Err(Error::MessageDeliveryFailure(
+                format!("notification failed: {message}"),
+            )),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(Error::MessageDeliveryFailure("notification failed: timed out".into())),
+            Err(_) => Err(Error::MessageDeliveryFailure(
+                "notification failed: timed out".into(),
+            )),
         }
     }
 
@@ -217,12 +288,29 @@ impl Amqp1Driver {
 
     async fn do_listen(&self, target: Target, options: ListenOptions) -> Result<Box<dyn Listener>> {
         target.validate_for_server()?;
-        let credit = options.prefetch.map(u32::from).unwrap_or(self.options().rpc_server_credit);
+        let credit = options
+            .prefetch
+            .map(u32::from)
+            .unwrap_or(self.options().rpc_server_credit);
         let subs = [Cast::Unicast, Cast::Multicast, Cast::Anycast]
             .into_iter()
-            .map(|cast| (Subscription::Rpc { target: target.clone(), cast }, credit))
+            .map(|cast| {
+                (
+                    Subscription::Rpc {
+                        target: target.clone(),
+                        cast,
+                    },
+                    credit,
+                )
+            })
             .collect();
-        let l = AmqpListener::start(self.env(), subs, self.listen_deadline(), &target.to_string()).await?;
+        let l = AmqpListener::start(
+            self.env(),
+            subs,
+            self.listen_deadline(),
+            &target.to_string(),
+        )
+        .await?;
         Ok(Box::new(l))
     }
 
@@ -239,19 +327,33 @@ impl Amqp1Driver {
             });
         }
         if targets.is_empty() {
-            return Err(Error::invalid_target("A notification listener needs at least one target", &Target::default()));
+            return Err(Error::invalid_target(
+                "A notification listener needs at least one target",
+                &Target::default(),
+            ));
         }
-        let credit = options.prefetch.map(u32::from).unwrap_or(self.options().notify_server_credit);
+        let credit = options
+            .prefetch
+            .map(u32::from)
+            .unwrap_or(self.options().notify_server_credit);
         let mut subs = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for (t, p) in &targets {
             t.validate_for_notification()?;
-            let topic_priority = format!("{}.{}", t.topic.as_deref().unwrap_or_default(), p.as_lower());
+            let topic_priority = format!(
+                "{}.{}",
+                t.topic.as_deref().unwrap_or_default(),
+                p.as_lower()
+            );
             if seen.insert(topic_priority.clone()) {
                 subs.push((Subscription::Notify { topic_priority }, credit));
             }
         }
-        let what = targets.iter().map(|(t, p)| format!("{t}/{p}")).collect::<Vec<_>>().join(", ");
+        let what = targets
+            .iter()
+            .map(|(t, p)| format!("{t}/{p}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let l = AmqpListener::start(self.env(), subs, self.listen_deadline(), &what).await?;
         Ok(Box::new(l))
     }
@@ -304,7 +406,8 @@ impl Driver for Amqp1Driver {
         pool: Option<String>,
         options: ListenOptions,
     ) -> Result<Box<dyn Listener>> {
-        self.do_listen_for_notifications(targets, pool, options).await
+        self.do_listen_for_notifications(targets, pool, options)
+            .await
     }
 
     async fn cleanup(&self) {

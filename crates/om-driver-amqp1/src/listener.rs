@@ -76,7 +76,12 @@ pub(crate) struct AmqpListener {
 impl AmqpListener {
     /// Starts one link task per subscription and waits until every link is
     /// attached (or `deadline` passes, or a link is refused).
-    pub(crate) async fn start(env: LinkEnv, subs: Vec<(Subscription, u32)>, deadline: Instant, what: &str) -> Result<Self> {
+    pub(crate) async fn start(
+        env: LinkEnv,
+        subs: Vec<(Subscription, u32)>,
+        deadline: Instant,
+        what: &str,
+    ) -> Result<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (state, _) = watch::channel(State::Running);
         let fanout_queues: FanoutQueues = Arc::default();
@@ -124,11 +129,15 @@ impl AmqpListener {
     async fn shutdown(&mut self) {
         self.state.send_replace(State::Closed);
         for t in self.tasks.drain(..) {
-            if tokio::time::timeout(Duration::from_secs(5), t).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), t)
+                .await
+                .is_err()
+            {
                 tracing::debug!("amqp: a link task did not stop in time");
             }
         }
-        let queues = std::mem::take(&mut *self.fanout_queues.lock().unwrap_or_else(|e| e.into_inner()));
+        let queues =
+            std::mem::take(&mut *self.fanout_queues.lock().unwrap_or_else(|e| e.into_inner()));
         for (side, queue) in queues {
             let qs = [queue];
             if let Err(e) = side.run(Housekeeping::Delete { queues: &qs }).await {
@@ -141,7 +150,8 @@ impl AmqpListener {
 impl Drop for AmqpListener {
     fn drop(&mut self) {
         self.state.send_replace(State::Closed);
-        let queues = std::mem::take(&mut *self.fanout_queues.lock().unwrap_or_else(|e| e.into_inner()));
+        let queues =
+            std::mem::take(&mut *self.fanout_queues.lock().unwrap_or_else(|e| e.into_inner()));
         if !queues.is_empty() {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
@@ -244,9 +254,17 @@ impl LinkTask {
         match &self.sub {
             Subscription::Rpc { target, cast } => {
                 let topic = target.topic.as_deref().unwrap_or("");
-                conn.addresser.address(Service::Rpc, *cast, target.exchange.as_deref(), topic, target.server.as_deref())
+                conn.addresser.address(
+                    Service::Rpc,
+                    *cast,
+                    target.exchange.as_deref(),
+                    topic,
+                    target.server.as_deref(),
+                )
             }
-            Subscription::Notify { topic_priority } => conn.addresser.notify_address(topic_priority),
+            Subscription::Notify { topic_priority } => {
+                conn.addresser.notify_address(topic_priority)
+            }
         }
     }
 
@@ -254,7 +272,14 @@ impl LinkTask {
     /// RabbitMQ for fanout a per-listener queue bound to the broadcast key.
     async fn source(&self, conn: &Conn) -> Result<String> {
         let address = self.address(conn);
-        let (Some(side), Subscription::Rpc { cast: Cast::Multicast, .. }) = (&conn.rabbit, &self.sub) else {
+        let (
+            Some(side),
+            Subscription::Rpc {
+                cast: Cast::Multicast,
+                ..
+            },
+        ) = (&conn.rabbit, &self.sub)
+        else {
             return Ok(address);
         };
         let (exchange, key) = rabbit_fanout_binding(&address);
@@ -263,7 +288,12 @@ impl LinkTask {
             queue = format!("om.fanout.{}", self.listener_id);
         }
         let expiry = rabbit_queue_expiry(self.env.connector.config().opts.retry_interval_max());
-        side.run(Housekeeping::Declare { queue: &queue, bind: Some((&exchange, &key)), expires: expiry }).await?;
+        side.run(Housekeeping::Declare {
+            queue: &queue,
+            bind: Some((&exchange, &key)),
+            expires: expiry,
+        })
+        .await?;
         {
             let mut q = self.fanout_queues.lock().unwrap_or_else(|e| e.into_inner());
             if !q.iter().any(|(_, n)| *n == queue) {
@@ -276,7 +306,10 @@ impl LinkTask {
     async fn attach(&self, conn: &Conn) -> Result<(SessionHandle<()>, Receiver, String)> {
         let source = self.source(conn).await?;
         let mut session = conn.begin_session().await?;
-        let name = format!("openstack.org/om/receiver/[{source}]/{}", om_driver_api::om_core::uuid_hex());
+        let name = format!(
+            "openstack.org/om/receiver/[{source}]/{}",
+            om_driver_api::om_core::uuid_hex()
+        );
         let receiver = Receiver::builder()
             .name(name)
             .source(source.as_str())
@@ -286,7 +319,13 @@ impl LinkTask {
             .credit_mode(CreditMode::Manual)
             .attach(&mut session)
             .await
-            .map_err(|e| Error::transport(DRIVER, format!("receiver link on {source:?} refused: {e}"), true))?;
+            .map_err(|e| {
+                Error::transport(
+                    DRIVER,
+                    format!("receiver link on {source:?} refused: {e}"),
+                    true,
+                )
+            })?;
         Ok((session, receiver, source))
     }
 
@@ -423,21 +462,42 @@ impl LinkTask {
         let decoded = match &self.sub {
             Subscription::Rpc { .. } => codec::decode_request(&msg.body).map(|d| {
                 let props = msg.properties.as_ref();
-                let reply_to = props.and_then(|p| p.reply_to.clone()).filter(|r| !r.is_empty());
-                let msg_id = props.and_then(|p| p.message_id.as_ref()).map(codec::message_id_text);
+                let reply_to = props
+                    .and_then(|p| p.reply_to.clone())
+                    .filter(|r| !r.is_empty());
+                let msg_id = props
+                    .and_then(|p| p.message_id.as_ref())
+                    .map(codec::message_id_text);
                 let call = match (reply_to, msg_id) {
                     (Some(r), Some(id)) => Some((r, id)),
                     _ => None,
                 };
-                (d.context, d.request, d.call_monitor_timeout, call)
+                // AMQP 1.0 requests carry no `_unique_id`: a call's
+                // message-id is stable across redeliveries; a cast has none.
+                let unique_id = call.as_ref().map(|(_, id)| id.clone());
+                let mut ctxt = d.context;
+                ctxt.insert("client_timeout".into(), d.call_monitor_timeout_raw);
+                (ctxt, d.request, d.call_monitor_timeout, call, unique_id)
             }),
-            Subscription::Notify { .. } => codec::decode_notification(&msg.body).map(|(c, m)| (c, m, None, None)),
+            Subscription::Notify { .. } => {
+                codec::decode_notification(&msg.body).map(|(mut c, m)| {
+                    // Notifications carry no `_unique_id` either; their own
+                    // `message_id` identifies them.
+                    let unique_id = m
+                        .get("message_id")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    c.entry("client_timeout").or_insert(Value::Null);
+                    (c, m, None, None, unique_id)
+                })
+            }
         };
-        let (mut ctxt, message, cmt, call) = match decoded {
+        let (ctxt, message, cmt, call, unique_id) = match decoded {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!(error = %e, "amqp: malformed message rejected");
-                let err = definitions::Error::new(AmqpError::DecodeError, Some(e.to_string()), None);
+                let err =
+                    definitions::Error::new(AmqpError::DecodeError, Some(e.to_string()), None);
                 let _ = receiver.reject(&delivery, err).await;
                 flow.settled_one();
                 if let Some(tx) = &self.tx {
@@ -446,10 +506,7 @@ impl LinkTask {
                 return;
             }
         };
-        ctxt.entry("client_timeout").or_insert(match cmt {
-            Some(v) => serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null),
-            None => Value::Null,
-        });
+        let unique_id = unique_id.unwrap_or_else(om_driver_api::om_core::uuid_hex);
         let handle = Handle {
             disposer: disposer.clone(),
             info: DeliveryInfo::from(&delivery),
@@ -466,7 +523,8 @@ impl LinkTask {
         };
         let incoming = IncomingMessage::new(ctxt, message, Arc::new(handle))
             .with_msg_id(call.map(|(_, id)| id))
-            .with_client_timeout(cmt);
+            .with_client_timeout(cmt)
+            .with_unique_id(Some(unique_id));
         if let Some(tx) = &self.tx {
             let _ = tx.send(Ok(incoming));
         }
@@ -505,31 +563,53 @@ impl Handle {
         r.map_err(|e| {
             Error::transport(
                 DRIVER,
-                format!("cannot settle the message (link of connection {} gone?): {e}", self.generation),
+                format!(
+                    "cannot settle the message (link of connection {} gone?): {e}",
+                    self.generation
+                ),
                 true,
             )
         })
     }
 
-    async fn send_reply(&self, heartbeat: bool, reply: Option<std::result::Result<Value, RemoteError>>) -> Result<()> {
+    async fn send_reply(
+        &self,
+        heartbeat: bool,
+        reply: Option<std::result::Result<Value, RemoteError>>,
+    ) -> Result<()> {
         let Some(t) = &self.reply else {
             return Err(Error::Messaging("this message cannot be replied to".into()));
         };
         let opts = &t.env.connector.config().opts;
         let deadline = Instant::now() + Duration::from_secs(opts.default_reply_timeout.into());
-        let retry = if heartbeat { Retry::Limited(0) } else { Retry::from_oslo(Some(opts.default_reply_retry.into())) };
+        let retry = if heartbeat {
+            Retry::Limited(0)
+        } else {
+            Retry::from_oslo(Some(opts.default_reply_retry.into()))
+        };
         let settled = opts.pre_settled.rpc_reply;
-        let ttl = t.call_monitor_timeout.map(|s| Duration::from_secs_f64(s.max(0.0)));
-        let fut = t.env.senders.send(&t.env.connector, Kind::Reply, settled, retry, deadline, |_conn| {
-            let m = match &reply {
-                Some(r) => codec::reply(&t.reply_to, &t.msg_id, r)?,
-                None => codec::heartbeat(&t.reply_to, &t.msg_id, ttl),
-            };
-            Ok((t.reply_to.clone(), m))
-        });
+        let ttl = t
+            .call_monitor_timeout
+            .map(|s| Duration::from_secs_f64(s.max(0.0)));
+        let fut = t.env.senders.send(
+            &t.env.connector,
+            Kind::Reply,
+            settled,
+            retry,
+            deadline,
+            |_conn| {
+                let m = match &reply {
+                    Some(r) => codec::reply(&t.reply_to, &t.msg_id, r)?,
+                    None => codec::heartbeat(&t.reply_to, &t.msg_id, ttl),
+                };
+                Ok((t.reply_to.clone(), m))
+            },
+        );
         match tokio::time::timeout_at(deadline, fut).await {
             Ok(r) => r,
-            Err(_) => Err(Error::MessageDeliveryFailure("RPC reply failed: timed out".into())),
+            Err(_) => Err(Error::MessageDeliveryFailure(
+                "RPC reply failed: timed out".into(),
+            )),
         }
     }
 }
@@ -555,7 +635,9 @@ impl IncomingHandle for Handle {
     fn heartbeat(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             if self.kind == Service::Notify {
-                return Err(Error::Messaging("notifications cannot be heartbeated".into()));
+                return Err(Error::Messaging(
+                    "notifications cannot be heartbeated".into(),
+                ));
             }
             self.send_reply(true, None).await
         })
@@ -568,10 +650,25 @@ mod tests {
 
     #[test]
     fn rabbit_fanout_mapping() {
-        assert_eq!(rabbit_fanout_binding("broadcast.openstack.t.all"), ("amq.topic".into(), "broadcast.openstack.t.all".into()));
-        assert_eq!(rabbit_fanout_binding("/topic/broadcast.x.all"), ("amq.topic".into(), "broadcast.x.all".into()));
-        assert_eq!(rabbit_fanout_binding("/exchange/fx/k.all"), ("fx".into(), "k.all".into()));
-        assert_eq!(rabbit_fanout_send_address("broadcast.openstack.t.all"), "/topic/broadcast.openstack.t.all");
-        assert_eq!(rabbit_fanout_send_address("/exchange/fx/k"), "/exchange/fx/k");
+        assert_eq!(
+            rabbit_fanout_binding("broadcast.openstack.t.all"),
+            ("amq.topic".into(), "broadcast.openstack.t.all".into())
+        );
+        assert_eq!(
+            rabbit_fanout_binding("/topic/broadcast.x.all"),
+            ("amq.topic".into(), "broadcast.x.all".into())
+        );
+        assert_eq!(
+            rabbit_fanout_binding("/exchange/fx/k.all"),
+            ("fx".into(), "k.all".into())
+        );
+        assert_eq!(
+            rabbit_fanout_send_address("broadcast.openstack.t.all"),
+            "/topic/broadcast.openstack.t.all"
+        );
+        assert_eq!(
+            rabbit_fanout_send_address("/exchange/fx/k"),
+            "/exchange/fx/k"
+        );
     }
 }

@@ -242,11 +242,17 @@ impl fmt::Debug for AmqpOptions {
             .field("addressing_mode", &self.addressing_mode)
             .field("pseudo_vhost", &self.pseudo_vhost)
             .field("ssl", &self.tls_enabled())
-            .field("ssl_key_password", &self.ssl_key_password.as_ref().map(|_| "****"))
+            .field(
+                "ssl_key_password",
+                &self.ssl_key_password.as_ref().map(|_| "****"),
+            )
             .field("sasl_mechanisms", &self.sasl_mechanisms)
             .field("connection_retry_interval", &self.connection_retry_interval)
             .field("connection_retry_backoff", &self.connection_retry_backoff)
-            .field("connection_retry_interval_max", &self.connection_retry_interval_max)
+            .field(
+                "connection_retry_interval_max",
+                &self.connection_retry_interval_max,
+            )
             .field("pre_settled", &self.pre_settled)
             .finish_non_exhaustive()
     }
@@ -305,9 +311,10 @@ fn parse_bool(name: &str, value: &str) -> Result<bool> {
 }
 
 fn parse_int(name: &str, value: &str, min: i64) -> Result<i64> {
-    let n: i64 = value.trim().parse().map_err(|_| {
-        Error::Configuration(format!("option {name}: {value:?} is not an integer"))
-    })?;
+    let n: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| Error::Configuration(format!("option {name}: {value:?} is not an integer")))?;
     if n < min {
         return Err(Error::Configuration(format!(
             "option {name}: {n} is below the minimum {min}"
@@ -318,8 +325,7 @@ fn parse_int(name: &str, value: &str, min: i64) -> Result<i64> {
 
 fn parse_u32(name: &str, value: &str, min: u32) -> Result<u32> {
     let n = parse_int(name, value, i64::from(min))?;
-    u32::try_from(n)
-        .map_err(|_| Error::Configuration(format!("option {name}: {n} is too large")))
+    u32::try_from(n).map_err(|_| Error::Configuration(format!("option {name}: {n} is too large")))
 }
 
 fn non_empty(value: &str) -> Option<String> {
@@ -410,18 +416,42 @@ impl AmqpOptions {
     /// [`AmqpOptions::set`]).
     pub fn validate(&self) -> Result<()> {
         let checks: [(&str, i64, i64); 13] = [
-            ("connection_retry_interval", self.connection_retry_interval.into(), 1),
-            ("connection_retry_interval_max", self.connection_retry_interval_max.into(), 1),
+            (
+                "connection_retry_interval",
+                self.connection_retry_interval.into(),
+                1,
+            ),
+            (
+                "connection_retry_interval_max",
+                self.connection_retry_interval_max.into(),
+                1,
+            ),
             ("link_retry_delay", self.link_retry_delay.into(), 1),
             ("default_reply_retry", self.default_reply_retry.into(), -1),
-            ("default_reply_timeout", self.default_reply_timeout.into(), 5),
+            (
+                "default_reply_timeout",
+                self.default_reply_timeout.into(),
+                5,
+            ),
             ("default_send_timeout", self.default_send_timeout.into(), 5),
-            ("default_notify_timeout", self.default_notify_timeout.into(), 5),
-            ("default_sender_link_timeout", self.default_sender_link_timeout.into(), 1),
+            (
+                "default_notify_timeout",
+                self.default_notify_timeout.into(),
+                5,
+            ),
+            (
+                "default_sender_link_timeout",
+                self.default_sender_link_timeout.into(),
+                1,
+            ),
             ("reply_link_credit", self.reply_link_credit.into(), 1),
             ("rpc_server_credit", self.rpc_server_credit.into(), 1),
             ("notify_server_credit", self.notify_server_credit.into(), 1),
-            ("connection_retry_backoff", self.connection_retry_backoff.into(), 0),
+            (
+                "connection_retry_backoff",
+                self.connection_retry_backoff.into(),
+                0,
+            ),
             ("idle_timeout", self.idle_timeout.into(), 0),
         ];
         for (name, value, min) in checks {
@@ -500,7 +530,10 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -513,9 +546,31 @@ mod tests {
         assert_eq!(o.group_request_prefix, "unicast");
         assert_eq!(o.rpc_address_prefix, "openstack.org/om/rpc");
         assert_eq!(o.notify_address_prefix, "openstack.org/om/notify");
-        assert_eq!((o.reply_link_credit, o.rpc_server_credit, o.notify_server_credit), (200, 100, 100));
-        assert_eq!(o.pre_settled, PreSettled { rpc_call: false, rpc_reply: true, rpc_cast: true, notify: false });
-        assert_eq!((o.default_send_timeout, o.default_notify_timeout, o.default_reply_timeout), (30, 30, 30));
+        assert_eq!(
+            (
+                o.reply_link_credit,
+                o.rpc_server_credit,
+                o.notify_server_credit
+            ),
+            (200, 100, 100)
+        );
+        assert_eq!(
+            o.pre_settled,
+            PreSettled {
+                rpc_call: false,
+                rpc_reply: true,
+                rpc_cast: true,
+                notify: false
+            }
+        );
+        assert_eq!(
+            (
+                o.default_send_timeout,
+                o.default_notify_timeout,
+                o.default_reply_timeout
+            ),
+            (30, 30, 30)
+        );
         assert_eq!(o.default_reply_retry, 0);
         assert_eq!(o.link_retry_delay, 10);
         assert_eq!(o.default_sender_link_timeout, 600);
@@ -535,7 +590,15 @@ mod tests {
         assert_eq!(o.addressing_mode, AddressingMode::Routable);
         assert!(!o.pseudo_vhost);
         assert_eq!(o.rpc_server_credit, 7);
-        assert_eq!(o.pre_settled, PreSettled { rpc_call: true, rpc_reply: false, rpc_cast: false, notify: true });
+        assert_eq!(
+            o.pre_settled,
+            PreSettled {
+                rpc_call: true,
+                rpc_reply: false,
+                rpc_cast: false,
+                notify: true
+            }
+        );
         assert_eq!(o.default_rpc_exchange.as_deref(), Some("ex"));
 
         for (k, v) in [

@@ -38,7 +38,9 @@ pub(crate) struct Replies {
 
 impl fmt::Debug for Replies {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Replies").field("address", &*self.address.borrow()).finish_non_exhaustive()
+        f.debug_struct("Replies")
+            .field("address", &*self.address.borrow())
+            .finish_non_exhaustive()
     }
 }
 
@@ -51,7 +53,10 @@ struct CallGuard {
 impl Drop for CallGuard {
     fn drop(&mut self) {
         if let Some(r) = self.replies.upgrade() {
-            r.calls.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.msg_id);
+            r.calls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&self.msg_id);
         }
     }
 }
@@ -78,7 +83,10 @@ impl Replies {
     /// Registers call `msg_id` before its request is sent.
     pub(crate) fn register(self: &Arc<Self>, msg_id: &str) -> ReplyStream {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(msg_id.to_owned(), tx);
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(msg_id.to_owned(), tx);
         let guard = CallGuard {
             replies: Arc::downgrade(self),
             msg_id: msg_id.to_owned(),
@@ -87,7 +95,12 @@ impl Replies {
     }
 
     /// The reply address, attaching the reply link first if needed.
-    pub(crate) async fn address(self: &Arc<Self>, connector: &Arc<Connector>, deadline: Instant, retry: Retry) -> Result<String> {
+    pub(crate) async fn address(
+        self: &Arc<Self>,
+        connector: &Arc<Connector>,
+        deadline: Instant,
+        retry: Retry,
+    ) -> Result<String> {
         if !self.started.swap(true, Ordering::AcqRel) {
             let me = Arc::downgrade(self);
             let connector = connector.clone();
@@ -127,7 +140,11 @@ impl Replies {
             t.abort();
         }
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        let side = self.rabbit_queue.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let side = self
+            .rabbit_queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(side) = side {
             let queues = [self.queue_name.clone()];
             if let Err(e) = side.run(Housekeeping::Delete { queues: &queues }).await {
@@ -136,20 +153,33 @@ impl Replies {
         }
     }
 
-    async fn attach(&self, conn: &Conn, credit: u32, expiry: Duration) -> Result<(SessionHandle<()>, Receiver, String)> {
+    async fn attach(
+        &self,
+        conn: &Conn,
+        credit: u32,
+        expiry: Duration,
+    ) -> Result<(SessionHandle<()>, Receiver, String)> {
         let mut session = conn.begin_session().await?;
-        let name = format!("openstack.org/om/receiver/[rpc-response]/{}", om_driver_api::om_core::uuid_hex());
+        let name = format!(
+            "openstack.org/om/receiver/[rpc-response]/{}",
+            om_driver_api::om_core::uuid_hex()
+        );
         let builder = Receiver::builder()
             .name(name)
             .target("rpc-response")
             .credit_mode(CreditMode::Auto(credit));
         let (receiver, requested) = if let Some(side) = &conn.rabbit {
             let address = match side
-                .run(Housekeeping::Declare { queue: &self.queue_name, bind: None, expires: expiry })
+                .run(Housekeeping::Declare {
+                    queue: &self.queue_name,
+                    bind: None,
+                    expires: expiry,
+                })
                 .await
             {
                 Ok(()) => {
-                    *self.rabbit_queue.lock().unwrap_or_else(|e| e.into_inner()) = Some(side.clone());
+                    *self.rabbit_queue.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(side.clone());
                     format!("/amq/queue/{}", self.queue_name)
                 }
                 Err(e) => {
@@ -157,11 +187,21 @@ impl Replies {
                     format!("/queue/{}", self.queue_name)
                 }
             };
-            (builder.source(address.as_str()).attach(&mut session).await, Some(address))
+            (
+                builder.source(address.as_str()).attach(&mut session).await,
+                Some(address),
+            )
         } else {
-            (builder.source(Source::builder().dynamic(true).build()).attach(&mut session).await, None)
+            (
+                builder
+                    .source(Source::builder().dynamic(true).build())
+                    .attach(&mut session)
+                    .await,
+                None,
+            )
         };
-        let receiver = receiver.map_err(|e| Error::transport(DRIVER, format!("reply link refused: {e}"), true))?;
+        let receiver = receiver
+            .map_err(|e| Error::transport(DRIVER, format!("reply link refused: {e}"), true))?;
         // A router assigns the address of the dynamic source.
         let address = match requested {
             Some(a) => a,
@@ -170,7 +210,9 @@ impl Replies {
                 .as_ref()
                 .and_then(|s| s.address.clone())
                 .filter(|a| !a.is_empty())
-                .ok_or_else(|| Error::transport(DRIVER, "the peer assigned no reply address", true))?,
+                .ok_or_else(|| {
+                    Error::transport(DRIVER, "the peer assigned no reply address", true)
+                })?,
         };
         Ok((session, receiver, address))
     }
@@ -188,7 +230,9 @@ async fn run(me: Weak<Replies>, connector: Arc<Connector>) {
         match replies.attach(&conn, opts.reply_link_credit, expiry).await {
             Ok((session, mut receiver, address)) => {
                 tracing::debug!(address = %address, generation = conn.generation, "amqp: reply link attached");
-                replies.address.send_replace(Some((conn.generation, address)));
+                replies
+                    .address
+                    .send_replace(Some((conn.generation, address)));
                 drop(replies);
                 receive(&me, &mut receiver, opts.trace).await;
                 drop(receiver);
@@ -230,7 +274,11 @@ async fn receive(me: &Weak<Replies>, receiver: &mut Receiver, trace: bool) {
         if trace {
             tracing::info!(target: "om_driver_amqp1::trace", message = ?msg, "reply received");
         }
-        let cid = msg.properties.as_ref().and_then(|p| p.correlation_id.as_ref()).map(codec::message_id_text);
+        let cid = msg
+            .properties
+            .as_ref()
+            .and_then(|p| p.correlation_id.as_ref())
+            .map(codec::message_id_text);
         let disposition = match cid {
             None => None,
             Some(cid) => match codec::decode_reply(&msg.body) {

@@ -87,7 +87,10 @@ impl SenderPool {
 
     async fn attach(conn: &Conn, address: &str) -> Result<(SessionHandle<()>, Sender)> {
         let mut session = conn.begin_session().await?;
-        let name = format!("openstack.org/om/sender/[{address}]/{}", om_driver_api::om_core::uuid_hex());
+        let name = format!(
+            "openstack.org/om/sender/[{address}]/{}",
+            om_driver_api::om_core::uuid_hex()
+        );
         let sender = Sender::builder()
             .name(name)
             .source(address)
@@ -96,17 +99,36 @@ impl SenderPool {
             .receiver_settle_mode(ReceiverSettleMode::First)
             .attach(&mut session)
             .await
-            .map_err(|e| Error::transport(DRIVER, format!("sender link to {address:?} refused: {e}"), true))?;
-        tracing::debug!(address, generation = conn.generation, "amqp: sender link attached");
+            .map_err(|e| {
+                Error::transport(
+                    DRIVER,
+                    format!("sender link to {address:?} refused: {e}"),
+                    true,
+                )
+            })?;
+        tracing::debug!(
+            address,
+            generation = conn.generation,
+            "amqp: sender link attached"
+        );
         Ok((session, sender))
     }
 
     /// One send on the connection's link for `address` (attached if
     /// needed). Returns the outcome, or why the link failed.
-    async fn send_once(&self, conn: &Conn, address: &str, message: AmqpMessage, settled: bool) -> Attempt {
+    async fn send_once(
+        &self,
+        conn: &Conn,
+        address: &str,
+        message: AmqpMessage,
+        settled: bool,
+    ) -> Attempt {
         let slot = self.slot(address);
         let mut guard = slot.lock().await;
-        if guard.as_ref().is_some_and(|s| s.generation != conn.generation) {
+        if guard
+            .as_ref()
+            .is_some_and(|s| s.generation != conn.generation)
+        {
             *guard = None;
         }
         if guard.is_none() {
@@ -132,7 +154,10 @@ impl SenderPool {
         if self.trace {
             tracing::info!(target: "om_driver_amqp1::trace", address, settled, message = ?message, "send");
         }
-        let sendable = Sendable::builder().message(message).settled(settled).build();
+        let sendable = Sendable::builder()
+            .message(message)
+            .settled(settled)
+            .build();
         let fut = match s.sender.send_batchable(sendable).await {
             Ok(f) => f,
             Err(e) => {
@@ -147,7 +172,10 @@ impl SenderPool {
             Ok(outcome) => Attempt::Outcome(outcome),
             Err(e) => {
                 let mut guard = slot.lock().await;
-                if guard.as_ref().is_some_and(|s| s.generation == conn.generation) {
+                if guard
+                    .as_ref()
+                    .is_some_and(|s| s.generation == conn.generation)
+                {
                     *guard = None;
                 }
                 drop(guard);
@@ -183,17 +211,24 @@ impl SenderPool {
         let link_retry = connector.config().opts.link_retry();
         let mut resends: u32 = 0;
         loop {
-            let conn = connector.connection(Some(deadline), retry).await.map_err(|e| match e {
-                Error::Transport { message, .. } => Error::MessageDeliveryFailure(format!("{kind} failed: {message}")),
-                other => other,
-            })?;
+            let conn = connector
+                .connection(Some(deadline), retry)
+                .await
+                .map_err(|e| match e {
+                    Error::Transport { message, .. } => {
+                        Error::MessageDeliveryFailure(format!("{kind} failed: {message}"))
+                    }
+                    other => other,
+                })?;
             let (address, message) = build(&conn)?;
             let why = match self.send_once(&conn, &address, message, settled).await {
                 Attempt::Outcome(Outcome::Accepted(_)) => return Ok(()),
                 Attempt::Outcome(Outcome::Rejected(r)) => {
                     let detail = r
                         .error
-                        .map(|e| format!("{:?}: {}", e.condition, e.description.unwrap_or_default()))
+                        .map(|e| {
+                            format!("{:?}: {}", e.condition, e.description.unwrap_or_default())
+                        })
                         .unwrap_or_else(|| "no reason given".into());
                     return Err(Error::MessageDeliveryFailure(format!(
                         "{kind} to {address:?} rejected by the peer ({detail})"
@@ -211,24 +246,37 @@ impl SenderPool {
                     let why = format!("{kind} to {address:?} released by the peer");
                     resends += 1;
                     if !retry.allows(resends) {
-                        return Err(Error::MessageDeliveryFailure(format!("{why}; no retries left")));
+                        return Err(Error::MessageDeliveryFailure(format!(
+                            "{why}; no retries left"
+                        )));
                     }
-                    tracing::debug!(address, "amqp: message released, re-sending after link_retry_delay");
+                    tracing::debug!(
+                        address,
+                        "amqp: message released, re-sending after link_retry_delay"
+                    );
                     tokio::time::sleep_until(deadline.min(Instant::now() + link_retry)).await;
                     continue;
                 }
                 #[allow(unreachable_patterns)]
                 Attempt::Outcome(other) => {
-                    return Err(Error::MessageDeliveryFailure(format!("{kind} to {address:?}: unexpected outcome {other:?}")))
+                    return Err(Error::MessageDeliveryFailure(format!(
+                        "{kind} to {address:?}: unexpected outcome {other:?}"
+                    )))
                 }
                 Attempt::Failed(why) => why,
             };
             resends += 1;
             if !retry.allows(resends) {
-                return Err(Error::MessageDeliveryFailure(format!("{kind} failed: {why}")));
+                return Err(Error::MessageDeliveryFailure(format!(
+                    "{kind} failed: {why}"
+                )));
             }
             tracing::debug!(error = %why, "amqp: send failed, retrying");
-            let pause = if conn.is_broken() { Duration::from_millis(50) } else { link_retry.min(Duration::from_secs(1)) };
+            let pause = if conn.is_broken() {
+                Duration::from_millis(50)
+            } else {
+                link_retry.min(Duration::from_secs(1))
+            };
             tokio::time::sleep_until(deadline.min(Instant::now() + pause)).await;
         }
     }
@@ -240,8 +288,13 @@ impl SenderPool {
             s.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
         };
         for (address, slot) in slots {
-            let Ok(mut guard) = slot.try_lock() else { continue };
-            if guard.as_ref().is_some_and(|s| s.last_used.elapsed() >= idle) {
+            let Ok(mut guard) = slot.try_lock() else {
+                continue;
+            };
+            if guard
+                .as_ref()
+                .is_some_and(|s| s.last_used.elapsed() >= idle)
+            {
                 if let Some(s) = guard.take() {
                     tracing::debug!(address, "amqp: closing idle sender link");
                     let _ = tokio::time::timeout(Duration::from_secs(2), s.sender.close()).await;
@@ -250,7 +303,10 @@ impl SenderPool {
             if guard.is_none() {
                 drop(guard);
                 let mut all = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-                if all.get(&address).is_some_and(|s| Arc::ptr_eq(s, &slot) && Arc::strong_count(&slot) <= 2) {
+                if all
+                    .get(&address)
+                    .is_some_and(|s| Arc::ptr_eq(s, &slot) && Arc::strong_count(&slot) <= 2)
+                {
                     all.remove(&address);
                 }
             }

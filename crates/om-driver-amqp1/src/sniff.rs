@@ -33,7 +33,11 @@ pub(crate) struct CaptureHandle(Arc<Mutex<Capture>>);
 impl CaptureHandle {
     /// The peer's `open` properties, once the frame was seen.
     pub(crate) fn peer(&self) -> Option<PeerInfo> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).peer.clone()
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .peer
+            .clone()
     }
 }
 
@@ -84,7 +88,11 @@ impl<S> Sniffer<S> {
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Sniffer<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if !self.done {
@@ -100,7 +108,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for Sniffer<S> {
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for Sniffer<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -201,7 +213,10 @@ mod tests {
         if let Some(p) = product {
             props.insert(Symbol::from("product"), AmqpPrimitive::String(p.into()));
         }
-        props.insert(Symbol::from("version"), AmqpPrimitive::String("3.10.8".into()));
+        props.insert(
+            Symbol::from("version"),
+            AmqpPrimitive::String("3.10.8".into()),
+        );
         let open = Open {
             container_id: "peer".into(),
             hostname: None,
@@ -238,7 +253,16 @@ mod tests {
         }
         let mut plain = b"AMQP\x00\x01\x00\x00".to_vec();
         plain.extend(frame(0, &open_bytes(None)));
-        assert_eq!(find_open(&plain), Parse::Found(PeerInfo { product: None, version: Some("3.10.8".into()) }));
-        assert_eq!(find_open(b"\x00\x00\x00\x02\x02\x00\x00\x00"), Parse::Failed);
+        assert_eq!(
+            find_open(&plain),
+            Parse::Found(PeerInfo {
+                product: None,
+                version: Some("3.10.8".into())
+            })
+        );
+        assert_eq!(
+            find_open(b"\x00\x00\x00\x02\x02\x00\x00\x00"),
+            Parse::Failed
+        );
     }
 }

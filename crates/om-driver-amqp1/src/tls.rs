@@ -24,7 +24,9 @@ fn client_config(opts: &AmqpOptions) -> Result<ClientConfig> {
     if opts.ssl_ca_file.is_empty() {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     } else {
-        for cert in CertificateDer::pem_file_iter(&opts.ssl_ca_file).map_err(|e| config_err("ssl_ca_file", e))? {
+        for cert in CertificateDer::pem_file_iter(&opts.ssl_ca_file)
+            .map_err(|e| config_err("ssl_ca_file", e))?
+        {
             let cert = cert.map_err(|e| config_err("ssl_ca_file", e))?;
             roots.add(cert).map_err(|e| config_err("ssl_ca_file", e))?;
         }
@@ -41,19 +43,32 @@ fn client_config(opts: &AmqpOptions) -> Result<ClientConfig> {
         .map_err(|e| config_err("ssl_cert_file", e))?
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| config_err("ssl_cert_file", e))?;
-    let key_file = if opts.ssl_key_file.is_empty() { &opts.ssl_cert_file } else { &opts.ssl_key_file };
+    let key_file = if opts.ssl_key_file.is_empty() {
+        &opts.ssl_cert_file
+    } else {
+        &opts.ssl_key_file
+    };
     let key = PrivateKeyDer::from_pem_file(key_file).map_err(|e| config_err("ssl_key_file", e))?;
-    builder.with_client_auth_cert(certs, key).map_err(|e| config_err("ssl_cert_file", e))
+    builder
+        .with_client_auth_cert(certs, key)
+        .map_err(|e| config_err("ssl_cert_file", e))
 }
 
 /// Wraps `tcp` in TLS, checking the certificate against `server_name`.
-pub(crate) async fn wrap(tcp: TcpStream, server_name: &str, opts: &AmqpOptions) -> Result<Box<dyn Io>> {
+pub(crate) async fn wrap(
+    tcp: TcpStream,
+    server_name: &str,
+    opts: &AmqpOptions,
+) -> Result<Box<dyn Io>> {
     let connector = TlsConnector::from(Arc::new(client_config(opts)?));
     let name = ServerName::try_from(server_name.to_owned())
         .map_err(|e| Error::Configuration(format!("TLS server name {server_name:?}: {e}")))?;
-    let stream = connector
-        .connect(name, tcp)
-        .await
-        .map_err(|e| Error::transport("amqp", format!("TLS handshake with {server_name} failed: {e}"), true))?;
+    let stream = connector.connect(name, tcp).await.map_err(|e| {
+        Error::transport(
+            "amqp",
+            format!("TLS handshake with {server_name} failed: {e}"),
+            true,
+        )
+    })?;
     Ok(Box::new(stream))
 }
