@@ -1,0 +1,707 @@
+//! Notification listeners: one librdkafka consumer per listener, driven by a
+//! dedicated thread, with commits of acknowledged records only.
+//!
+//! The thread polls the consumer, decodes records and hands them to the
+//! [`KafkaListener`] through a bounded channel. Every handed-out record is
+//! tracked per partition; acknowledging it lets the committed offset move
+//! past it once every earlier record of that partition was acknowledged
+//! too, so a record is never committed before its endpoint returned.
+
+use crate::codec;
+use crate::options::AutoOffsetReset;
+use om_driver_api::om_core::{Error, Result};
+use om_driver_api::{BoxFuture, IncomingHandle, IncomingMessage, Listener};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// Time limit of the blocking calls made while partitions are assigned
+/// (committed offsets, watermarks, commits).
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest single poll, so that control messages are served promptly.
+const MAX_POLL_STEP: Duration = Duration::from_millis(100);
+
+/// Forwards librdkafka's log lines to `tracing`.
+pub(crate) fn forward_log(level: RDKafkaLogLevel, fac: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => {
+            tracing::error!(target: "librdkafka", facility = fac, "{message}")
+        }
+        RDKafkaLogLevel::Warning => {
+            tracing::warn!(target: "librdkafka", facility = fac, "{message}")
+        }
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", facility = fac, "{message}")
+        }
+        RDKafkaLogLevel::Debug => {
+            tracing::debug!(target: "librdkafka", facility = fac, "{message}")
+        }
+    }
+}
+
+/// A partition: topic and partition number.
+type Tp = (String, i32);
+
+/// What is known about one assigned partition.
+#[derive(Debug)]
+struct PartitionState {
+    /// Changes at every assignment; acknowledgements of records handed out
+    /// under an older generation are ignored (those records will be
+    /// delivered again from the committed offset).
+    generation: u64,
+    /// Offsets handed out and not acknowledged yet.
+    pending: BTreeSet<i64>,
+    /// The offset after the last record handed out (or the start offset).
+    next: Option<i64>,
+    /// The last offset committed (or stored, with auto commit).
+    committed: Option<i64>,
+}
+
+impl PartitionState {
+    /// The offset that may be committed: the first unacknowledged record,
+    /// or the one after the last record handed out.
+    fn committable(&self) -> Option<i64> {
+        self.pending.first().copied().or(self.next)
+    }
+
+    fn needs_commit(&self) -> Option<i64> {
+        let c = self.committable()?;
+        match self.committed {
+            Some(done) if done >= c => None,
+            _ => Some(c),
+        }
+    }
+}
+
+/// Per-partition bookkeeping of handed-out and acknowledged records.
+#[derive(Debug, Default)]
+struct Tracker {
+    partitions: HashMap<Tp, PartitionState>,
+    next_generation: u64,
+}
+
+impl Tracker {
+    fn assign(&mut self, tp: Tp, start: Option<i64>, committed: Option<i64>) {
+        self.next_generation += 1;
+        self.partitions.insert(
+            tp,
+            PartitionState {
+                generation: self.next_generation,
+                pending: BTreeSet::new(),
+                next: start,
+                committed,
+            },
+        );
+    }
+
+    /// Records that `offset` of `tp` is handed out; returns the generation.
+    fn delivered(&mut self, tp: &Tp, offset: i64) -> u64 {
+        if !self.partitions.contains_key(tp) {
+            // Not expected (records come from assigned partitions), but
+            // track it rather than lose the record.
+            self.assign(tp.clone(), None, None);
+        }
+        match self.partitions.get_mut(tp) {
+            Some(st) => {
+                st.pending.insert(offset);
+                st.next = Some(st.next.map_or(offset + 1, |n| n.max(offset + 1)));
+                st.generation
+            }
+            None => 0,
+        }
+    }
+
+    fn acknowledge(&mut self, tp: &Tp, offset: i64, generation: u64) -> bool {
+        match self.partitions.get_mut(tp) {
+            Some(st) if st.generation == generation => st.pending.remove(&offset),
+            _ => false,
+        }
+    }
+
+    fn is_current(&self, tp: &Tp, generation: u64) -> bool {
+        self.partitions
+            .get(tp)
+            .is_some_and(|st| st.generation == generation)
+    }
+
+    /// Offsets to commit, for the given partitions or all.
+    fn to_commit(&self, only: Option<&[Tp]>) -> Vec<(Tp, i64)> {
+        let mut out = Vec::new();
+        for (tp, st) in &self.partitions {
+            if only.is_some_and(|o| !o.contains(tp)) {
+                continue;
+            }
+            if let Some(c) = st.needs_commit() {
+                out.push((tp.clone(), c));
+            }
+        }
+        out
+    }
+
+    fn committed(&mut self, done: &[(Tp, i64)]) {
+        for (tp, off) in done {
+            if let Some(st) = self.partitions.get_mut(tp) {
+                st.committed = Some(st.committed.map_or(*off, |c| c.max(*off)));
+            }
+        }
+    }
+}
+
+/// Messages to the consumer thread.
+pub(crate) enum Ctl {
+    /// Something was acknowledged: commit what can be.
+    Commit,
+    /// Stop handing out records; reply once the channel is closed.
+    Stop(oneshot::Sender<()>),
+    /// Commit, close the consumer (leaving the group) and end the thread.
+    Shutdown(Option<oneshot::Sender<()>>),
+}
+
+/// State shared by the listener, its handles, the consumer context and the
+/// thread.
+pub(crate) struct Shared {
+    tracker: Mutex<Tracker>,
+    ctl: Mutex<std_mpsc::Sender<Ctl>>,
+    assignments: watch::Sender<u64>,
+    auto_offset_reset: AutoOffsetReset,
+    auto_commit: bool,
+    group: String,
+    shut_down: AtomicBool,
+}
+
+impl Shared {
+    fn tracker(&self) -> MutexGuard<'_, Tracker> {
+        self.tracker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn send(&self, ctl: Ctl) -> bool {
+        let tx = self.ctl.lock().unwrap_or_else(|e| e.into_inner());
+        tx.send(ctl).is_ok()
+    }
+
+    /// Asks the thread to shut down without waiting (driver cleanup, drop).
+    pub(crate) fn request_shutdown(&self) -> Option<oneshot::Receiver<()>> {
+        if self.shut_down.swap(true, Ordering::SeqCst) {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        self.send(Ctl::Shutdown(Some(tx))).then_some(rx)
+    }
+
+    /// Commits (or stores, with auto commit) the committable offsets of the
+    /// given partitions, or of all.
+    fn commit<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, only: Option<&[Tp]>) {
+        let todo = self.tracker().to_commit(only);
+        if todo.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::with_capacity(todo.len());
+        for ((topic, partition), off) in &todo {
+            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*off)) {
+                tracing::warn!(topic = %topic, partition, error = %e, "cannot build the offset list to commit");
+                return;
+            }
+        }
+        let res = if self.auto_commit {
+            consumer.store_offsets(&tpl)
+        } else {
+            consumer.commit(&tpl, CommitMode::Sync)
+        };
+        match res {
+            Ok(()) => {
+                tracing::trace!(group = %self.group, offsets = ?todo, "committed");
+                self.tracker().committed(&todo);
+            }
+            Err(e) => {
+                tracing::warn!(group = %self.group, error = %e, "commit failed; the records will be committed later or delivered again");
+            }
+        }
+    }
+}
+
+/// The consumer's librdkafka context: logging and rebalance handling.
+pub(crate) struct ListenerContext {
+    shared: Arc<Shared>,
+}
+
+impl ClientContext for ListenerContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        forward_log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(target: "librdkafka", group = %self.shared.group, error = %error, "{reason}");
+    }
+}
+
+impl ListenerContext {
+    /// Fixes the start offset of every newly assigned partition: the
+    /// committed offset when the group has one, otherwise the end (latest)
+    /// or the beginning (earliest) of the partition, which is committed at
+    /// once. So "latest" means "after the group first joined", and a later
+    /// rebalance never skips records produced in between.
+    fn prepare_assignment(&self, consumer: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let committed = match consumer.committed_offsets(tpl.clone(), CALL_TIMEOUT) {
+            Ok(c) => Some(c.to_topic_map()),
+            Err(e) => {
+                tracing::warn!(group = %self.shared.group, error = %e, "cannot read the committed offsets; librdkafka's auto.offset.reset applies");
+                None
+            }
+        };
+        let mut to_commit = TopicPartitionList::new();
+        let mut states = Vec::new();
+        for elem in tpl.elements() {
+            let tp: Tp = (elem.topic().to_owned(), elem.partition());
+            let committed_offset = committed.as_ref().and_then(|m| match m.get(&tp) {
+                Some(Offset::Offset(n)) => Some(*n),
+                _ => None,
+            });
+            let start = match (committed.is_some(), committed_offset) {
+                (_, Some(n)) => Some((n, false)),
+                (false, None) => None,
+                (true, None) => match consumer.fetch_watermarks(&tp.0, tp.1, CALL_TIMEOUT) {
+                    Ok((low, high)) => Some((
+                        match self.shared.auto_offset_reset {
+                            AutoOffsetReset::Latest => high,
+                            AutoOffsetReset::Earliest => low,
+                        },
+                        true,
+                    )),
+                    Err(e) => {
+                        tracing::warn!(topic = %tp.0, partition = tp.1, error = %e, "cannot read the partition's offsets; librdkafka's auto.offset.reset applies");
+                        None
+                    }
+                },
+            };
+            if let Some((off, new)) = start {
+                if new {
+                    if let Err(e) = to_commit.add_partition_offset(&tp.0, tp.1, Offset::Offset(off))
+                    {
+                        tracing::warn!(error = %e, "cannot build the start offset list");
+                    }
+                }
+            }
+            states.push((tp, start.map(|(o, _)| o)));
+        }
+        for (tp, start) in &states {
+            if let Some(off) = start {
+                if let Err(e) = tpl.set_partition_offset(&tp.0, tp.1, Offset::Offset(*off)) {
+                    tracing::warn!(error = %e, "cannot set a start offset");
+                }
+            }
+        }
+        let mut start_committed = false;
+        if to_commit.count() > 0 {
+            match consumer.commit(&to_commit, CommitMode::Sync) {
+                Ok(()) => start_committed = true,
+                Err(e) => {
+                    tracing::warn!(group = %self.shared.group, error = %e, "cannot commit the start offsets of the new partitions")
+                }
+            }
+        }
+        let new_map = to_commit.to_topic_map();
+        let mut tracker = self.shared.tracker();
+        for (tp, start) in states {
+            let committed = if new_map.contains_key(&tp) {
+                if start_committed {
+                    start
+                } else {
+                    None
+                }
+            } else {
+                start
+            };
+            tracker.assign(tp, start, committed);
+        }
+    }
+}
+
+impl ConsumerContext for ListenerContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.prepare_assignment(consumer, tpl);
+                let parts: Vec<String> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| format!("{}[{}]", e.topic(), e.partition()))
+                    .collect();
+                match consumer.assign(tpl) {
+                    Ok(()) => {
+                        tracing::info!(group = %self.shared.group, partitions = ?parts, "partitions assigned")
+                    }
+                    Err(e) => {
+                        tracing::error!(group = %self.shared.group, error = %e, "cannot assign partitions")
+                    }
+                }
+                self.shared.assignments.send_modify(|n| *n += 1);
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let revoked: Vec<Tp> = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                self.shared.commit(consumer, Some(&revoked));
+                {
+                    let mut tracker = self.shared.tracker();
+                    for tp in &revoked {
+                        tracker.partitions.remove(tp);
+                    }
+                }
+                tracing::info!(group = %self.shared.group, partitions = revoked.len(), "partitions revoked");
+                if let Err(e) = consumer.unassign() {
+                    tracing::warn!(group = %self.shared.group, error = %e, "cannot unassign partitions");
+                }
+            }
+            other => {
+                tracing::warn!(group = %self.shared.group, error = ?other, "rebalance error; dropping the assignment");
+                self.shared.tracker().partitions.clear();
+                if let Err(e) = consumer.unassign() {
+                    tracing::warn!(group = %self.shared.group, error = %e, "cannot unassign partitions");
+                }
+            }
+        }
+    }
+}
+
+/// One item of the listener's channel.
+enum Item {
+    Message {
+        msg: IncomingMessage,
+        tp: Tp,
+        generation: u64,
+    },
+    Error(Error),
+}
+
+/// The broker-side handle of one received record.
+struct KafkaHandle {
+    shared: Arc<Shared>,
+    tp: Tp,
+    offset: i64,
+    generation: u64,
+}
+
+impl IncomingHandle for KafkaHandle {
+    fn acknowledge(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let changed = self
+                .shared
+                .tracker()
+                .acknowledge(&self.tp, self.offset, self.generation);
+            if changed {
+                self.shared.send(Ctl::Commit);
+            }
+            Ok(())
+        })
+    }
+
+    fn requeue(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async {
+            Err(Error::NotSupported {
+                driver: "kafka".into(),
+                what: "message requeue (acknowledge the record instead; an unacknowledged record is delivered again only after the listener restarts)".into(),
+            })
+        })
+    }
+}
+
+/// Settings of one listener's thread.
+pub(crate) struct ThreadSettings {
+    /// Longest single poll (`kafka_consumer_timeout`, capped at 100 ms).
+    pub poll_step: Duration,
+    /// Records buffered ahead of the listener's owner.
+    pub capacity: usize,
+    /// How long `cleanup` waits for the consumer to commit and leave.
+    pub close_timeout: Duration,
+}
+
+/// Creates the shared state and the consumer context of a listener.
+pub(crate) fn new_context(
+    group: &str,
+    auto_offset_reset: AutoOffsetReset,
+    auto_commit: bool,
+) -> (ListenerContext, std_mpsc::Receiver<Ctl>) {
+    let (ctl_tx, ctl_rx) = std_mpsc::channel();
+    let (assignments, _) = watch::channel(0u64);
+    let shared = Arc::new(Shared {
+        tracker: Mutex::new(Tracker::default()),
+        ctl: Mutex::new(ctl_tx),
+        assignments,
+        auto_offset_reset,
+        auto_commit,
+        group: group.to_owned(),
+        shut_down: AtomicBool::new(false),
+    });
+    (ListenerContext { shared }, ctl_rx)
+}
+
+/// A notification listener on Kafka.
+pub struct KafkaListener {
+    shared: Arc<Shared>,
+    rx: mpsc::Receiver<Item>,
+    stopped: bool,
+    close_timeout: Duration,
+}
+
+impl std::fmt::Debug for KafkaListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaListener")
+            .field("group", &self.shared.group)
+            .finish()
+    }
+}
+
+impl KafkaListener {
+    /// Starts the consumer thread for a subscribed consumer.
+    pub(crate) fn start(
+        consumer: BaseConsumer<ListenerContext>,
+        ctl_rx: std_mpsc::Receiver<Ctl>,
+        settings: ThreadSettings,
+    ) -> Result<KafkaListener> {
+        let shared = consumer.context().shared.clone();
+        let (tx, rx) = mpsc::channel(settings.capacity.max(1));
+        let close_timeout = settings.close_timeout;
+        let thread_shared = shared.clone();
+        std::thread::Builder::new()
+            .name(format!("om-kafka-{}", shared.group))
+            .spawn(move || run(consumer, thread_shared, ctl_rx, tx, settings.poll_step))
+            .map_err(|e| {
+                Error::transport(
+                    "kafka",
+                    format!("cannot start the consumer thread: {e}"),
+                    false,
+                )
+            })?;
+        Ok(KafkaListener {
+            shared,
+            rx,
+            stopped: false,
+            close_timeout,
+        })
+    }
+
+    /// The shared state (for the driver's cleanup).
+    pub(crate) fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Waits until the group assigned partitions to this listener (possibly
+    /// none, when the group has more members than partitions), for at most
+    /// `timeout`. Returns whether it happened.
+    pub(crate) async fn wait_for_assignment(&self, timeout: Duration) -> bool {
+        let mut rx = self.shared.assignments.subscribe();
+        let joined =
+            tokio::time::timeout(timeout, async { rx.wait_for(|n| *n > 0).await.is_ok() }).await;
+        matches!(joined, Ok(true))
+    }
+}
+
+impl Listener for KafkaListener {
+    fn next(&mut self) -> BoxFuture<'_, Option<Result<IncomingMessage>>> {
+        Box::pin(async move {
+            loop {
+                match self.rx.recv().await? {
+                    Item::Error(e) => return Some(Err(e)),
+                    Item::Message {
+                        msg,
+                        tp,
+                        generation,
+                    } => {
+                        if self.shared.tracker().is_current(&tp, generation) {
+                            return Some(Ok(msg));
+                        }
+                        tracing::debug!(topic = %tp.0, partition = tp.1, "skipping a record of a partition no longer assigned");
+                    }
+                }
+            }
+        })
+    }
+
+    fn stop(&mut self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            if self.stopped {
+                return Ok(());
+            }
+            self.stopped = true;
+            let (tx, rx) = oneshot::channel();
+            if self.shared.send(Ctl::Stop(tx)) {
+                let _ = rx.await;
+            }
+            Ok(())
+        })
+    }
+
+    fn cleanup(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        let done = self.shared.request_shutdown();
+        let limit = self.close_timeout;
+        drop(self);
+        Box::pin(async move {
+            if let Some(done) = done {
+                if tokio::time::timeout(limit, done).await.is_err() {
+                    tracing::warn!("the Kafka consumer did not close in {limit:?}; leaving it to close in the background");
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+impl Drop for KafkaListener {
+    fn drop(&mut self) {
+        let _ = self.shared.request_shutdown();
+    }
+}
+
+/// Pushes an item into the channel, serving control messages while it is
+/// full. Returns the control message that ended the wait, if any.
+fn push(
+    tx: &mpsc::Sender<Item>,
+    mut item: Item,
+    ctl_rx: &std_mpsc::Receiver<Ctl>,
+    consumer: &BaseConsumer<ListenerContext>,
+    shared: &Shared,
+) -> std::result::Result<(), Option<Ctl>> {
+    loop {
+        match tx.try_send(item) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(None),
+            Err(mpsc::error::TrySendError::Full(back)) => {
+                item = back;
+                match ctl_rx.recv_timeout(Duration::from_millis(5)) {
+                    Ok(Ctl::Commit) => shared.commit(consumer, None),
+                    Ok(other) => return Err(Some(other)),
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => return Err(None),
+                }
+            }
+        }
+    }
+}
+
+/// The consumer thread.
+fn run(
+    consumer: BaseConsumer<ListenerContext>,
+    shared: Arc<Shared>,
+    ctl_rx: std_mpsc::Receiver<Ctl>,
+    tx: mpsc::Sender<Item>,
+    poll_step: Duration,
+) {
+    let step = poll_step.min(MAX_POLL_STEP).max(Duration::from_millis(1));
+    let mut out = Some(tx);
+    let mut done: Option<oneshot::Sender<()>> = None;
+    let mut shutdown = false;
+    let mut last_error: Option<String> = None;
+    'outer: loop {
+        // Serve control messages.
+        let mut pending_ctl: Vec<Ctl> = Vec::new();
+        while let Ok(c) = ctl_rx.try_recv() {
+            pending_ctl.push(c);
+        }
+        let mut want_commit = false;
+        for c in pending_ctl {
+            match c {
+                Ctl::Commit => want_commit = true,
+                Ctl::Stop(reply) => {
+                    out = None;
+                    let _ = reply.send(());
+                }
+                Ctl::Shutdown(reply) => {
+                    shutdown = true;
+                    done = reply;
+                }
+            }
+        }
+        if want_commit || shutdown {
+            shared.commit(&consumer, None);
+        }
+        if shutdown {
+            break 'outer;
+        }
+        match consumer.poll(step) {
+            None => {}
+            Some(Err(e)) => {
+                let text = e.to_string();
+                if last_error.as_deref() != Some(text.as_str()) {
+                    tracing::warn!(group = %shared.group, error = %text, "consumer error; librdkafka keeps reconnecting");
+                    last_error = Some(text);
+                }
+            }
+            Some(Ok(record)) => {
+                last_error = None;
+                let Some(tx) = out.as_ref() else {
+                    // Stopped: the record is not handed out and stays
+                    // uncommitted.
+                    continue;
+                };
+                let tp: Tp = (record.topic().to_owned(), record.partition());
+                let offset = record.offset();
+                let generation = shared.tracker().delivered(&tp, offset);
+                let item = match codec::decode_notification(record.payload()) {
+                    Ok((ctxt, message)) => {
+                        let handle = Arc::new(KafkaHandle {
+                            shared: shared.clone(),
+                            tp: tp.clone(),
+                            offset,
+                            generation,
+                        });
+                        Item::Message {
+                            msg: IncomingMessage::new(ctxt, message, handle),
+                            tp,
+                            generation,
+                        }
+                    }
+                    Err(e) => {
+                        // Rejected: counts as handled, never redelivered.
+                        tracing::warn!(topic = %tp.0, partition = tp.1, offset, error = %e, "dropping a malformed record");
+                        shared.tracker().acknowledge(&tp, offset, generation);
+                        Item::Error(e)
+                    }
+                };
+                drop(record);
+                match push(tx, item, &ctl_rx, &consumer, &shared) {
+                    Ok(()) => {}
+                    Err(None) => out = None,
+                    Err(Some(Ctl::Stop(reply))) => {
+                        out = None;
+                        let _ = reply.send(());
+                    }
+                    Err(Some(Ctl::Shutdown(reply))) => {
+                        done = reply;
+                        shared.commit(&consumer, None);
+                        break 'outer;
+                    }
+                    Err(Some(Ctl::Commit)) => {}
+                }
+            }
+        }
+    }
+    drop(out);
+    // Closing the consumer revokes the partitions (committing what was
+    // acknowledged) and leaves the group.
+    drop(consumer);
+    tracing::debug!(group = %shared.group, "listener closed");
+    if let Some(d) = done {
+        let _ = d.send(());
+    }
+}
