@@ -36,10 +36,16 @@ pub(crate) fn short_string(what: &str, s: &str) -> Result<ShortString> {
 /// The properties every message carries (`wire-rabbit.md` §3.2):
 /// `application/json`, `utf-8`, empty headers (or the compression header),
 /// persistent, priority 0, and the expiration of calls.
-pub(crate) fn properties(expiration: Option<Duration>, compression: Option<Compression>) -> BasicProperties {
+pub(crate) fn properties(
+    expiration: Option<Duration>,
+    compression: Option<Compression>,
+) -> BasicProperties {
     let mut headers = FieldTable::default();
     if let Some(c) = compression {
-        headers.insert(COMPRESSION_HEADER.into(), AMQPValue::LongString(c.content_type().into()));
+        headers.insert(
+            COMPRESSION_HEADER.into(),
+            AMQPValue::LongString(c.content_type().into()),
+        );
     }
     let props = BasicProperties::default()
         .with_content_type("application/json".into())
@@ -55,12 +61,19 @@ pub(crate) fn properties(expiration: Option<Duration>, compression: Option<Compr
 }
 
 /// Encodes a message (2.0 envelope or bare) and compresses it if asked.
-pub(crate) fn encode_body(message: &JsonObject, format: Format, compression: Option<Compression>) -> Result<Vec<u8>> {
+pub(crate) fn encode_body(
+    message: &JsonObject,
+    format: Format,
+    compression: Option<Compression>,
+) -> Result<Vec<u8>> {
     let body = envelope::encode(message, format)?;
     match compression {
         None => Ok(body),
         Some(Compression::Gzip) => {
-            let mut enc = ZlibEncoder::new(Vec::with_capacity(body.len() / 2 + 16), flate2::Compression::default());
+            let mut enc = ZlibEncoder::new(
+                Vec::with_capacity(body.len() / 2 + 16),
+                flate2::Compression::default(),
+            );
             enc.write_all(&body)
                 .and_then(|_| enc.finish())
                 .map_err(|e| Error::Serialization(format!("zlib compression failed: {e}")))
@@ -84,9 +97,9 @@ pub(crate) fn decode_body(properties: &BasicProperties, data: &[u8]) -> Result<J
         None => envelope::decode(data),
         Some("application/x-gzip") | Some("application/zlib") => {
             let mut out = Vec::with_capacity(data.len() * 3);
-            ZlibDecoder::new(data)
-                .read_to_end(&mut out)
-                .map_err(|e| Error::MalformedMessage(format!("body is not a valid zlib stream: {e}")))?;
+            ZlibDecoder::new(data).read_to_end(&mut out).map_err(|e| {
+                Error::MalformedMessage(format!("body is not a valid zlib stream: {e}"))
+            })?;
             envelope::decode(&out)
         }
         Some(other) => Err(Error::MalformedMessage(format!(
@@ -131,17 +144,32 @@ pub(crate) fn failure_from_json(s: &str) -> RemoteError {
             .and_then(Value::as_array)
             .map(|a| {
                 a.iter()
-                    .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+                    .map(|v| {
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string())
+                    })
                     .collect()
             })
             .unwrap_or_default(),
-        args: m.get("args").and_then(Value::as_array).cloned().unwrap_or_default(),
-        kwargs: m.get("kwargs").and_then(Value::as_object).cloned().unwrap_or_default(),
+        args: m
+            .get("args")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        kwargs: m
+            .get("kwargs")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
     }
 }
 
 /// The body of a reply or heartbeat (§7), key order as Python's.
-pub(crate) fn reply_message(msg_id: &str, reply: Option<&std::result::Result<Value, RemoteError>>) -> Result<JsonObject> {
+pub(crate) fn reply_message(
+    msg_id: &str,
+    reply: Option<&std::result::Result<Value, RemoteError>>,
+) -> Result<JsonObject> {
     let mut msg = JsonObject::with_capacity(5);
     let (result, failure, ending) = match reply {
         None => (Value::Null, Value::Null, false),
@@ -152,7 +180,10 @@ pub(crate) fn reply_message(msg_id: &str, reply: Option<&std::result::Result<Val
     msg.insert("failure".into(), failure);
     msg.insert("ending".into(), Value::Bool(ending));
     msg.insert(MSG_ID.into(), Value::String(msg_id.to_owned()));
-    msg.insert(UNIQUE_ID.into(), Value::String(om_driver_api::om_core::uuid_hex()));
+    msg.insert(
+        UNIQUE_ID.into(),
+        Value::String(om_driver_api::om_core::uuid_hex()),
+    );
     Ok(msg)
 }
 
@@ -194,7 +225,10 @@ pub(crate) fn reply_part(msg: &mut JsonObject) -> ReplyPart {
 
 /// Folds a [`ReplyPart`] into the event handed to the caller, given the
 /// partial result remembered so far.
-pub(crate) fn fold_reply(part: ReplyPart, partial: &mut Option<std::result::Result<Value, RemoteError>>) -> Option<ReplyEvent> {
+pub(crate) fn fold_reply(
+    part: ReplyPart,
+    partial: &mut Option<std::result::Result<Value, RemoteError>>,
+) -> Option<ReplyEvent> {
     match part {
         ReplyPart::Heartbeat => Some(ReplyEvent::Heartbeat),
         ReplyPart::Partial(v) => {
@@ -226,8 +260,14 @@ mod tests {
     #[test]
     fn properties_match_python() {
         let p = properties(Some(Duration::from_secs(5)), None);
-        assert_eq!(p.content_type().as_ref().map(|s| s.as_str()), Some("application/json"));
-        assert_eq!(p.content_encoding().as_ref().map(|s| s.as_str()), Some("utf-8"));
+        assert_eq!(
+            p.content_type().as_ref().map(|s| s.as_str()),
+            Some("application/json")
+        );
+        assert_eq!(
+            p.content_encoding().as_ref().map(|s| s.as_str()),
+            Some("utf-8")
+        );
         assert_eq!(p.delivery_mode(), &Some(2));
         assert_eq!(p.priority(), &Some(0));
         assert_eq!(p.expiration().as_ref().map(|s| s.as_str()), Some("5000"));
@@ -236,7 +276,9 @@ mod tests {
         let p = properties(None, Some(Compression::Gzip));
         assert!(p.expiration().is_none());
         assert_eq!(
-            p.headers().as_ref().and_then(|h| h.inner().get("compression").cloned()),
+            p.headers()
+                .as_ref()
+                .and_then(|h| h.inner().get("compression").cloned()),
             Some(AMQPValue::LongString("application/x-gzip".into()))
         );
     }
@@ -257,7 +299,10 @@ mod tests {
     fn reply_bodies_and_parts() {
         let m = reply_message("abc", Some(&Ok(json!({"hello": "world"})))).unwrap();
         let keys: Vec<&str> = m.keys().map(String::as_str).collect();
-        assert_eq!(keys, ["result", "failure", "ending", "_msg_id", "_unique_id"]);
+        assert_eq!(
+            keys,
+            ["result", "failure", "ending", "_msg_id", "_unique_id"]
+        );
         let hb = reply_message("abc", None).unwrap();
         assert_eq!(hb["ending"], json!(false));
         assert_eq!(hb["result"], Value::Null);
@@ -265,12 +310,17 @@ mod tests {
         e.traceback = vec!["Traceback\n".into()];
         let f = reply_message("abc", Some(&Err(e.clone()))).unwrap();
         let s = f["failure"].as_str().unwrap();
-        assert!(s.starts_with(r#"{"class": "ValueError", "module": "builtins", "message": "bad value", "tb": ["#));
+        assert!(s.starts_with(
+            r#"{"class": "ValueError", "module": "builtins", "message": "bad value", "tb": ["#
+        ));
         assert_eq!(failure_from_json(s), e);
 
         let mut partial = None;
         let mut hb = obj(json!({"result": null, "failure": null, "ending": false}));
-        assert_eq!(fold_reply(reply_part(&mut hb), &mut partial), Some(ReplyEvent::Heartbeat));
+        assert_eq!(
+            fold_reply(reply_part(&mut hb), &mut partial),
+            Some(ReplyEvent::Heartbeat)
+        );
         let mut old = obj(json!({"result": "part", "failure": null}));
         assert_eq!(fold_reply(reply_part(&mut old), &mut partial), None);
         let mut end = obj(json!({"result": null, "failure": null, "ending": true}));
@@ -279,9 +329,15 @@ mod tests {
             Some(ReplyEvent::Final(Ok(json!("part"))))
         );
         let mut zero = obj(json!({"result": 0, "failure": null, "ending": true}));
-        assert_eq!(fold_reply(reply_part(&mut zero), &mut partial), Some(ReplyEvent::Final(Ok(json!(0)))));
+        assert_eq!(
+            fold_reply(reply_part(&mut zero), &mut partial),
+            Some(ReplyEvent::Final(Ok(json!(0))))
+        );
         let mut fail = obj(json!({"result": null, "failure": s, "ending": true}));
-        assert_eq!(fold_reply(reply_part(&mut fail), &mut partial), Some(ReplyEvent::Final(Err(e))));
+        assert_eq!(
+            fold_reply(reply_part(&mut fail), &mut partial),
+            Some(ReplyEvent::Final(Err(e)))
+        );
     }
 
     #[test]

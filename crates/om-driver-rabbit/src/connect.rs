@@ -3,7 +3,9 @@
 
 use crate::options::{FailoverStrategy, LoginMethod, RabbitOptions};
 use lapin::tcp::OwnedTLSConfig;
-use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism};
+use lapin::uri::{
+    AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism,
+};
 use lapin::{Connection, ConnectionProperties};
 use om_driver_api::om_core::{Error, Result, TransportUrl};
 use om_driver_api::Retry;
@@ -90,7 +92,11 @@ impl Connector {
             .map(|h| Endpoint {
                 host: h.hostname.clone(),
                 port: h.port.unwrap_or(5672),
-                username: h.username.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| "guest".into()),
+                username: h
+                    .username
+                    .clone()
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or_else(|| "guest".into()),
                 password: h
                     .password
                     .as_ref()
@@ -116,7 +122,11 @@ impl Connector {
             None | Some("") => "/".to_owned(),
             Some(v) => v.to_owned(),
         };
-        let tls = if opts.ssl { Some(tls_config(&opts)?) } else { None };
+        let tls = if opts.ssl {
+            Some(tls_config(&opts)?)
+        } else {
+            None
+        };
         Ok(Connector {
             endpoints,
             cursor: AtomicUsize::new(0),
@@ -128,7 +138,11 @@ impl Connector {
 
     fn uri(&self, ep: &Endpoint) -> AMQPUri {
         AMQPUri {
-            scheme: if self.tls.is_some() { AMQPScheme::AMQPS } else { AMQPScheme::AMQP },
+            scheme: if self.tls.is_some() {
+                AMQPScheme::AMQPS
+            } else {
+                AMQPScheme::AMQP
+            },
             authority: AMQPAuthority {
                 userinfo: AMQPUserInfo {
                     username: ep.username.clone(),
@@ -152,7 +166,11 @@ impl Connector {
         }
     }
 
-    async fn connect_to(&self, ep: &Endpoint, name: &str) -> std::result::Result<Connection, String> {
+    async fn connect_to(
+        &self,
+        ep: &Endpoint,
+        name: &str,
+    ) -> std::result::Result<Connection, String> {
         let props = ConnectionProperties::default().with_connection_name(name.into());
         let uri = self.uri(ep);
         let runtime = lapin::runtime::default_runtime().map_err(|e| e.to_string())?;
@@ -173,7 +191,12 @@ impl Connector {
     ///
     /// Errors: `MessageDeliveryFailure` naming the last host (never the
     /// password) when the retries ran out.
-    pub(crate) async fn connect(&self, name: &str, retry: Retry, attempts: &mut u32) -> Result<(Connection, String)> {
+    pub(crate) async fn connect(
+        &self,
+        name: &str,
+        retry: Retry,
+        attempts: &mut u32,
+    ) -> Result<(Connection, String)> {
         let n = self.endpoints.len().max(1);
         let mut round = 0u32;
         let mut tried_this_round = 0usize;
@@ -190,7 +213,9 @@ impl Connector {
                     *attempts += 1;
                     let next = match self.opts.kombu_failover_strategy {
                         FailoverStrategy::RoundRobin => idx + 1,
-                        FailoverStrategy::Shuffle => usize::try_from(random_u64() % n as u64).unwrap_or(0),
+                        FailoverStrategy::Shuffle => {
+                            usize::try_from(random_u64() % n as u64).unwrap_or(0)
+                        }
                     };
                     self.cursor.store(next % n, Ordering::Relaxed);
                     if !retry.allows(*attempts) {
@@ -235,7 +260,8 @@ impl Connector {
 #[cfg(feature = "tls")]
 fn tls_config(opts: &RabbitOptions) -> Result<OwnedTLSConfig> {
     let read = |what: &str, path: &str| {
-        std::fs::read(path).map_err(|e| Error::Configuration(format!("cannot read {what} {path:?}: {e}")))
+        std::fs::read(path)
+            .map_err(|e| Error::Configuration(format!("cannot read {what} {path:?}: {e}")))
     };
     let cert_chain = if opts.ssl_ca_file.is_empty() {
         None
@@ -253,12 +279,16 @@ fn tls_config(opts: &RabbitOptions) -> Result<OwnedTLSConfig> {
         };
         Some(lapin::tcp::OwnedIdentity::PKCS8 { pem, key })
     };
-    Ok(OwnedTLSConfig { identity, cert_chain })
+    Ok(OwnedTLSConfig {
+        identity,
+        cert_chain,
+    })
 }
 
 #[cfg(not(feature = "tls"))]
 fn tls_config(_opts: &RabbitOptions) -> Result<OwnedTLSConfig> {
     Err(Error::Configuration(
-        "ssl=true but om-driver-rabbit was built without TLS support; enable its `tls` feature".into(),
+        "ssl=true but om-driver-rabbit was built without TLS support; enable its `tls` feature"
+            .into(),
     ))
 }

@@ -13,8 +13,8 @@ use crate::publisher::{amqp_error, is_durable_mismatch, ExchangeDecl};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions, QueueDeleteOptions,
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{Channel, Connection};
@@ -55,7 +55,10 @@ pub(crate) type Sink = Box<dyn FnMut(Delivery, usize) -> bool + Send>;
 
 enum Command {
     Stop(oneshot::Sender<()>),
-    Close { delete: Vec<String>, done: oneshot::Sender<()> },
+    Close {
+        delete: Vec<String>,
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// Controls a consuming connection's supervisor task.
@@ -69,7 +72,11 @@ impl ConsumerHandle {
     /// the consumers run. Connection failures are retried forever;
     /// declaration errors on the first attempt (e.g. `PRECONDITION_FAILED`)
     /// are returned.
-    pub(crate) async fn start(connector: Arc<Connector>, spec: ConsumeSpec, sink: Sink) -> Result<ConsumerHandle> {
+    pub(crate) async fn start(
+        connector: Arc<Connector>,
+        spec: ConsumeSpec,
+        sink: Sink,
+    ) -> Result<ConsumerHandle> {
         let (tx, rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         tokio::spawn(supervise(connector, spec, sink, rx, ready_tx));
@@ -93,7 +100,11 @@ impl ConsumerHandle {
     /// Deletes `delete` (queue names) and closes the connection.
     pub(crate) async fn close(&self, delete: Vec<String>) {
         let (tx, rx) = oneshot::channel();
-        if self.commands.send(Command::Close { delete, done: tx }).is_ok() {
+        if self
+            .commands
+            .send(Command::Close { delete, done: tx })
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }
@@ -131,9 +142,18 @@ async fn supervise(
     loop {
         let setup = async {
             let mut attempts = 0u32;
-            let (conn, label) = connector.connect(&name, Retry::Forever, &mut attempts).await?;
+            let (conn, label) = connector
+                .connect(&name, Retry::Forever, &mut attempts)
+                .await?;
             match declare_and_consume(&conn, &mut spec, &offsets).await {
-                Ok((channel, consumers)) => Ok((Live { conn, channel, consumers }, label)),
+                Ok((channel, consumers)) => Ok((
+                    Live {
+                        conn,
+                        channel,
+                        consumers,
+                    },
+                    label,
+                )),
                 Err(e) => {
                     let _ = conn.close(200, "OK".into()).await;
                     Err(e)
@@ -370,7 +390,11 @@ fn declare_error(what: &str, name: &str, e: &lapin::Error) -> Error {
             target: name.to_owned(),
             reason: format!("cannot declare {what}: {text}"),
         },
-        None => Error::transport(crate::connect::DRIVER, format!("cannot declare {what} {name:?}: {e}"), true),
+        None => Error::transport(
+            crate::connect::DRIVER,
+            format!("cannot declare {what} {name:?}: {e}"),
+            true,
+        ),
     }
 }
 
@@ -405,7 +429,10 @@ async fn declare_and_consume(
                     ..ExchangeDeclareOptions::default()
                 };
                 let xname = short_string("exchange", &x.name)?;
-                if let Err(e) = ch.exchange_declare(xname, x.kind.clone(), opts, FieldTable::default()).await {
+                if let Err(e) = ch
+                    .exchange_declare(xname, x.kind.clone(), opts, FieldTable::default())
+                    .await
+                {
                     if x.durable && is_durable_mismatch(&e) {
                         tracing::warn!(exchange = %x.name, queue = %spec.queues[qi].name,
                             "exchange exists non-durable; declaring exchange and queue non-durable");
@@ -466,7 +493,11 @@ async fn declare_and_consume(
         return Ok((ch, consumers));
     }
     Err(Error::ServerListen {
-        target: spec.queues.first().map(|q| q.name.clone()).unwrap_or_default(),
+        target: spec
+            .queues
+            .first()
+            .map(|q| q.name.clone())
+            .unwrap_or_default(),
         reason: "could not declare the topology (repeated durable mismatches)".into(),
     })
 }

@@ -13,8 +13,8 @@ use lapin::{Acker, ExchangeKind};
 use om_driver_api::om_core::envelope::{self, Format};
 use om_driver_api::om_core::{uuid_hex, Error, Priority, RemoteError, Result, Target, Value};
 use om_driver_api::{
-    BoxFuture, Capabilities, Driver, DriverConfig, IncomingHandle, IncomingMessage, ListenOptions, Listener,
-    Notification, ReplyEvent, ReplyStream, Retry, RpcRequest,
+    BoxFuture, Capabilities, Driver, DriverConfig, IncomingHandle, IncomingMessage, ListenOptions,
+    Listener, Notification, ReplyEvent, ReplyStream, Retry, RpcRequest,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,7 +124,8 @@ impl Inner {
         ExchangeDecl {
             name: format!("{topic}_fanout"),
             kind: ExchangeKind::Fanout,
-            durable: self.opts.rabbit_transient_quorum_queue || (for_server && self.opts.rabbit_stream_fanout),
+            durable: self.opts.rabbit_transient_quorum_queue
+                || (for_server && self.opts.rabbit_stream_fanout),
             auto_delete: true,
         }
     }
@@ -451,10 +452,7 @@ impl Driver for RabbitDriver {
             no_ack: false,
             consumer_arguments: inner.opts.consumer_arguments(),
         };
-        let what = targets
-            .first()
-            .map(|(t, _)| t.clone())
-            .unwrap_or_default();
+        let what = targets.first().map(|(t, _)| t.clone()).unwrap_or_default();
         let listener = RabbitListener::start(inner, spec, ListenerKind::Notification, None)
             .await
             .map_err(|e| listen_error(&what, e))?;
@@ -467,7 +465,11 @@ impl Driver for RabbitDriver {
         inner.publisher.close().await;
         if let Some(r) = inner.replies.get() {
             r.handle.close(Vec::new()).await;
-            r.table.waiters.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            r.table
+                .waiters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
         }
     }
 }
@@ -499,7 +501,11 @@ struct ListenerShared {
 
 impl ListenerShared {
     fn seen(&self, id: &str) -> bool {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|s| s == id)
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|s| s == id)
     }
 
     fn remember(&self, id: &str) {
@@ -514,7 +520,10 @@ impl ListenerShared {
     }
 
     fn forget(&self, id: &str) {
-        self.seen.lock().unwrap_or_else(|e| e.into_inner()).retain(|s| s != id);
+        self.seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|s| s != id);
     }
 
     fn reply_q_valid(&self, reply_q: &str) -> bool {
@@ -664,7 +673,12 @@ struct RabbitHandle {
 }
 
 impl RabbitHandle {
-    async fn publish_reply(&self, reply_q: &str, msg_id: &str, reply: Option<&std::result::Result<Value, RemoteError>>) -> Result<()> {
+    async fn publish_reply(
+        &self,
+        reply_q: &str,
+        msg_id: &str,
+        reply: Option<&std::result::Result<Value, RemoteError>>,
+    ) -> Result<()> {
         let msg = codec::reply_message(msg_id, reply)?;
         let body = codec::encode_body(&msg, Format::V2, self.shared.compression)?;
         short_string("reply queue", reply_q)?;
@@ -752,7 +766,9 @@ impl IncomingHandle for RabbitHandle {
     fn heartbeat(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let Some((reply_q, msg_id)) = &self.reply else {
-                return Err(Error::Messaging("this message cannot be heartbeated".into()));
+                return Err(Error::Messaging(
+                    "this message cannot be heartbeated".into(),
+                ));
             };
             match self.publish_reply(reply_q, msg_id, None).await {
                 Err(Error::MessageUndeliverable { .. }) => Err(Error::MessageDeliveryFailure(

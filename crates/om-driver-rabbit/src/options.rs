@@ -220,7 +220,11 @@ impl FromOption for bool {
         match value.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "on" | "yes" => Ok(true),
             "false" | "0" | "off" | "no" => Ok(false),
-            _ => Err(bad_value(key, value, "a boolean (true/false, yes/no, on/off, 1/0)")),
+            _ => Err(bad_value(
+                key,
+                value,
+                "a boolean (true/false, yes/no, on/off, 1/0)",
+            )),
         }
     }
 }
@@ -274,7 +278,11 @@ impl FromOption for LoginMethod {
             "AMQPLAIN" => Ok(LoginMethod::AmqPlain),
             "EXTERNAL" => Ok(LoginMethod::External),
             "RABBIT-CR-DEMO" => Ok(LoginMethod::RabbitCrDemo),
-            _ => Err(bad_value(key, value, "one of PLAIN, AMQPLAIN, EXTERNAL, RABBIT-CR-DEMO")),
+            _ => Err(bad_value(
+                key,
+                value,
+                "one of PLAIN, AMQPLAIN, EXTERNAL, RABBIT-CR-DEMO",
+            )),
         }
     }
 }
@@ -318,7 +326,11 @@ impl RabbitOptions {
         at_least("rabbit_retry_interval", self.rabbit_retry_interval, 1)?;
         at_least("rabbit_retry_backoff", self.rabbit_retry_backoff, 0)?;
         at_least("rabbit_interval_max", self.rabbit_interval_max, 1)?;
-        at_least("rabbit_transient_queues_ttl", self.rabbit_transient_queues_ttl, 0)?;
+        at_least(
+            "rabbit_transient_queues_ttl",
+            self.rabbit_transient_queues_ttl,
+            0,
+        )?;
         if !(0.0..=4.5).contains(&self.kombu_reconnect_delay) {
             return Err(Error::Configuration(format!(
                 "option kombu_reconnect_delay of [oslo_messaging_rabbit]: {} is outside 0.0-4.5",
@@ -346,7 +358,8 @@ impl RabbitOptions {
             )));
         }
         self.compression()?;
-        if self.rabbit_ha_queues && (self.rabbit_quorum_queue || self.rabbit_transient_quorum_queue) {
+        if self.rabbit_ha_queues && (self.rabbit_quorum_queue || self.rabbit_transient_quorum_queue)
+        {
             return Err(Error::Configuration(
                 "rabbit_quorum_queue (or rabbit_transient_quorum_queue) and rabbit_ha_queues are both enabled; \
                  queue type is quorum or HA (mirrored), not both"
@@ -372,7 +385,10 @@ impl RabbitOptions {
         if self.ssl && !self.ssl_version.is_empty() {
             let v = self.ssl_version.to_ascii_lowercase();
             if !matches!(v.as_str(), "tlsv1" | "sslv23" | "tlsv1_1" | "tlsv1_2") {
-                return Err(Error::Configuration(format!("Invalid SSL version : {}", self.ssl_version)));
+                return Err(Error::Configuration(format!(
+                    "Invalid SSL version : {}",
+                    self.ssl_version
+                )));
             }
         }
         Ok(())
@@ -401,7 +417,9 @@ impl RabbitOptions {
         match requested {
             Some(n) if n > 0 => Some(n),
             Some(_) => None,
-            None => u16::try_from(self.rabbit_qos_prefetch_count).ok().filter(|n| *n > 0),
+            None => u16::try_from(self.rabbit_qos_prefetch_count)
+                .ok()
+                .filter(|n| *n > 0),
         }
     }
 
@@ -423,7 +441,11 @@ impl RabbitOptions {
 
     /// Arguments of the reply queue.
     pub fn reply_queue_arguments(&self) -> FieldTable {
-        self.queue_arguments(self.rabbit_transient_quorum_queue, self.rabbit_transient_queues_ttl, false)
+        self.queue_arguments(
+            self.rabbit_transient_quorum_queue,
+            self.rabbit_transient_queues_ttl,
+            false,
+        )
     }
 
     /// Arguments of a server's fanout queue.
@@ -453,13 +475,22 @@ impl RabbitOptions {
         if quorum {
             args.insert("x-queue-type".into(), long_string("quorum"));
             if self.rabbit_quorum_delivery_limit != 0 {
-                args.insert("x-delivery-limit".into(), amqp_int(self.rabbit_quorum_delivery_limit));
+                args.insert(
+                    "x-delivery-limit".into(),
+                    amqp_int(self.rabbit_quorum_delivery_limit),
+                );
             }
             if self.rabbit_quorum_max_memory_length != 0 {
-                args.insert("x-max-in-memory-length".into(), amqp_int(self.rabbit_quorum_max_memory_length));
+                args.insert(
+                    "x-max-in-memory-length".into(),
+                    amqp_int(self.rabbit_quorum_max_memory_length),
+                );
             }
             if self.rabbit_quorum_max_memory_bytes != 0 {
-                args.insert("x-max-in-memory-bytes".into(), amqp_int(self.rabbit_quorum_max_memory_bytes));
+                args.insert(
+                    "x-max-in-memory-bytes".into(),
+                    amqp_int(self.rabbit_quorum_max_memory_bytes),
+                );
             }
         }
         if ttl > 0 {
@@ -495,7 +526,10 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -509,7 +543,14 @@ mod tests {
         assert_eq!(o.kombu_missing_consumer_retry_timeout, 60);
         assert_eq!(o.kombu_failover_strategy, FailoverStrategy::RoundRobin);
         assert_eq!(o.rabbit_login_method, LoginMethod::AmqPlain);
-        assert_eq!((o.rabbit_retry_interval, o.rabbit_retry_backoff, o.rabbit_interval_max), (1, 2, 30));
+        assert_eq!(
+            (
+                o.rabbit_retry_interval,
+                o.rabbit_retry_backoff,
+                o.rabbit_interval_max
+            ),
+            (1, 2, 30)
+        );
         assert_eq!(o.rabbit_transient_queues_ttl, 1800);
         assert_eq!(o.rabbit_qos_prefetch_count, 0);
         assert_eq!(o.heartbeat_timeout_threshold, 60);
@@ -554,12 +595,20 @@ mod tests {
         assert!(e.to_string().contains("\"foo\""), "{e}");
         let e = RabbitOptions::from_map(&map(&[("rabbit_qos_prefetch_count", "abc")])).unwrap_err();
         assert!(matches!(e, Error::Configuration(_)));
-        assert!(e.to_string().contains("rabbit_qos_prefetch_count") && e.to_string().contains("an integer"), "{e}");
+        assert!(
+            e.to_string().contains("rabbit_qos_prefetch_count")
+                && e.to_string().contains("an integer"),
+            "{e}"
+        );
         let e = RabbitOptions::from_map(&map(&[("ssl", "maybe")])).unwrap_err();
-        assert!(e.to_string().contains("ssl") && e.to_string().contains("a boolean"), "{e}");
+        assert!(
+            e.to_string().contains("ssl") && e.to_string().contains("a boolean"),
+            "{e}"
+        );
         let e = RabbitOptions::from_map(&map(&[("kombu_reconnect_delay", "x")])).unwrap_err();
         assert!(e.to_string().contains("floating point"), "{e}");
-        let e = RabbitOptions::from_map(&map(&[("kombu_failover_strategy", "random")])).unwrap_err();
+        let e =
+            RabbitOptions::from_map(&map(&[("kombu_failover_strategy", "random")])).unwrap_err();
         assert!(e.to_string().contains("round-robin, shuffle"), "{e}");
         let e = RabbitOptions::from_map(&map(&[("rabbit_retry_interval", "0")])).unwrap_err();
         assert!(e.to_string().contains("rabbit_retry_interval"), "{e}");
@@ -569,8 +618,11 @@ mod tests {
 
     #[test]
     fn cross_option_checks() {
-        let e = RabbitOptions::from_map(&map(&[("rabbit_quorum_queue", "true"), ("rabbit_ha_queues", "true")]))
-            .unwrap_err();
+        let e = RabbitOptions::from_map(&map(&[
+            ("rabbit_quorum_queue", "true"),
+            ("rabbit_ha_queues", "true"),
+        ]))
+        .unwrap_err();
         assert!(e.to_string().contains("rabbit_ha_queues"), "{e}");
         let e = RabbitOptions::from_map(&map(&[
             ("rabbit_stream_fanout", "true"),
@@ -578,18 +630,29 @@ mod tests {
         ]))
         .unwrap_err();
         assert!(e.to_string().contains("rabbit_qos_prefetch_count"), "{e}");
-        let e = RabbitOptions::from_map(&map(&[("rabbit_stream_fanout", "true"), ("rabbit_qos_prefetch_count", "10")]))
-            .unwrap_err();
-        assert!(e.to_string().contains("rabbit_transient_quorum_queue"), "{e}");
+        let e = RabbitOptions::from_map(&map(&[
+            ("rabbit_stream_fanout", "true"),
+            ("rabbit_qos_prefetch_count", "10"),
+        ]))
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("rabbit_transient_quorum_queue"),
+            "{e}"
+        );
         assert!(RabbitOptions::from_map(&map(&[
             ("rabbit_stream_fanout", "true"),
             ("rabbit_qos_prefetch_count", "10"),
             ("rabbit_transient_quorum_queue", "true"),
         ]))
         .is_ok());
-        let e = RabbitOptions::from_map(&map(&[("rpc_conn_pool_size", "1"), ("conn_pool_min_size", "2")]))
-            .unwrap_err();
-        assert!(e.to_string().contains("rpc_conn_pool_size: 1 must be greater than or equal to conn_pool_min_size: 2"));
+        let e = RabbitOptions::from_map(&map(&[
+            ("rpc_conn_pool_size", "1"),
+            ("conn_pool_min_size", "2"),
+        ]))
+        .unwrap_err();
+        assert!(e.to_string().contains(
+            "rpc_conn_pool_size: 1 must be greater than or equal to conn_pool_min_size: 2"
+        ));
     }
 
     #[test]
@@ -608,7 +671,10 @@ mod tests {
         .unwrap();
         let t = q.topic_queue_arguments();
         assert_eq!(t.inner().get("x-queue-type"), Some(&long_string("quorum")));
-        assert_eq!(t.inner().get("x-delivery-limit"), Some(&AMQPValue::LongInt(5)));
+        assert_eq!(
+            t.inner().get("x-delivery-limit"),
+            Some(&AMQPValue::LongInt(5))
+        );
         assert!(t.inner().get("x-expires").is_none());
         let r = q.reply_queue_arguments();
         assert_eq!(r.inner().len(), 3);
@@ -622,7 +688,10 @@ mod tests {
         assert_eq!(f.inner().len(), 2);
         assert_eq!(f.inner().get("x-max-age"), Some(&long_string("1800s")));
         let ha = RabbitOptions::from_map(&map(&[("rabbit_ha_queues", "true")])).unwrap();
-        assert_eq!(ha.topic_queue_arguments().inner().get("x-ha-policy"), Some(&long_string("all")));
+        assert_eq!(
+            ha.topic_queue_arguments().inner().get("x-ha-policy"),
+            Some(&long_string("all"))
+        );
     }
 
     #[test]
@@ -639,7 +708,8 @@ mod tests {
         let v = serde_json::to_value(&o).unwrap();
         assert_eq!(v["kombu_failover_strategy"], "round-robin");
         assert_eq!(v["rabbit_login_method"], "AMQPLAIN");
-        let back: RabbitOptions = serde_json::from_value(serde_json::json!({"rabbit_qos_prefetch_count": 3})).unwrap();
+        let back: RabbitOptions =
+            serde_json::from_value(serde_json::json!({"rabbit_qos_prefetch_count": 3})).unwrap();
         assert_eq!(back.rabbit_qos_prefetch_count, 3);
         assert!(serde_json::from_value::<RabbitOptions>(serde_json::json!({"nope": 1})).is_err());
     }

@@ -19,7 +19,8 @@
 use crate::codec::short_string;
 use crate::connect::{Connector, DRIVER};
 use lapin::options::{
-    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ErrorKind, ExchangeKind};
@@ -70,7 +71,8 @@ pub(crate) fn amqp_error(e: &lapin::Error) -> Option<(u16, String)> {
 
 /// Whether the error is the durable-flag mismatch oslo works around.
 pub(crate) fn is_durable_mismatch(e: &lapin::Error) -> bool {
-    amqp_error(e).is_some_and(|(code, text)| code == 406 && text.contains("inequivalent arg 'durable'"))
+    amqp_error(e)
+        .is_some_and(|(code, text)| code == 406 && text.contains("inequivalent arg 'durable'"))
 }
 
 enum Failure {
@@ -97,7 +99,10 @@ impl PubConn {
     }
 
     fn is_declared(&self, key: &str) -> bool {
-        self.declared.lock().unwrap_or_else(|e| e.into_inner()).contains(key)
+        self.declared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(key)
     }
 
     fn set_declared(&self, key: String, yes: bool) {
@@ -150,7 +155,10 @@ impl Publisher {
     }
 
     fn current(&self) -> Option<Arc<PubConn>> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn forget(&self, pc: &Arc<PubConn>) {
@@ -176,7 +184,9 @@ impl Publisher {
             return Err(Error::Closed);
         }
         let (conn, label) = self.connector.connect(&self.name, retry, attempts).await?;
-        let size = usize::try_from(self.connector.options().rpc_conn_pool_size).unwrap_or(1).clamp(1, 8);
+        let size = usize::try_from(self.connector.options().rpc_conn_pool_size)
+            .unwrap_or(1)
+            .clamp(1, 8);
         let pc = Arc::new(PubConn {
             conn,
             label,
@@ -237,13 +247,19 @@ impl Publisher {
                 return Failure::Retry(text);
             }
             if code == 406 || code == 403 {
-                return Failure::Fatal(Error::MessageDeliveryFailure(format!("broker refused the publish: {text}")));
+                return Failure::Fatal(Error::MessageDeliveryFailure(format!(
+                    "broker refused the publish: {text}"
+                )));
             }
         }
         Failure::Retry(e.to_string())
     }
 
-    async fn try_publish(&self, pc: &PubConn, out: &Outgoing<'_>) -> std::result::Result<(), Failure> {
+    async fn try_publish(
+        &self,
+        pc: &PubConn,
+        out: &Outgoing<'_>,
+    ) -> std::result::Result<(), Failure> {
         if let Some(x) = out.declare {
             self.ensure_exchange(pc, x).await?;
         }
@@ -273,25 +289,47 @@ impl Publisher {
             let ch = match guard.as_ref().filter(|c| c.status().connected()) {
                 Some(c) => c.clone(),
                 None => {
-                    let c = pc.open_confirm_channel().await.map_err(|e| self.classify(pc, out.exchange, e))?;
+                    let c = pc
+                        .open_confirm_channel()
+                        .await
+                        .map_err(|e| self.classify(pc, out.exchange, e))?;
                     *guard = Some(c.clone());
                     c
                 }
             };
             let confirm = ch
-                .basic_publish(exchange, routing_key, options, out.body, out.properties.clone())
+                .basic_publish(
+                    exchange,
+                    routing_key,
+                    options,
+                    out.body,
+                    out.properties.clone(),
+                )
                 .await
                 .map_err(|e| self.classify(pc, out.exchange, e))?;
-            let c = confirm.await.map_err(|e| self.classify(pc, out.exchange, e))?;
+            let c = confirm
+                .await
+                .map_err(|e| self.classify(pc, out.exchange, e))?;
             drop(guard);
             c
         } else {
-            let ch = pc.plain_channel().await.map_err(|e| self.classify(pc, out.exchange, e))?;
-            let confirm = ch
-                .basic_publish(exchange, routing_key, options, out.body, out.properties.clone())
+            let ch = pc
+                .plain_channel()
                 .await
                 .map_err(|e| self.classify(pc, out.exchange, e))?;
-            confirm.await.map_err(|e| self.classify(pc, out.exchange, e))?
+            let confirm = ch
+                .basic_publish(
+                    exchange,
+                    routing_key,
+                    options,
+                    out.body,
+                    out.properties.clone(),
+                )
+                .await
+                .map_err(|e| self.classify(pc, out.exchange, e))?;
+            confirm
+                .await
+                .map_err(|e| self.classify(pc, out.exchange, e))?
         };
         match confirmation {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
@@ -314,7 +352,10 @@ impl Publisher {
         }
     }
 
-    async fn declare_channel(pc: &PubConn, slot: &mut Option<Channel>) -> std::result::Result<Channel, lapin::Error> {
+    async fn declare_channel(
+        pc: &PubConn,
+        slot: &mut Option<Channel>,
+    ) -> std::result::Result<Channel, lapin::Error> {
         if let Some(c) = slot.as_ref().filter(|c| c.status().connected()) {
             return Ok(c.clone());
         }
@@ -323,7 +364,11 @@ impl Publisher {
         Ok(c)
     }
 
-    async fn ensure_exchange(&self, pc: &PubConn, x: &ExchangeDecl) -> std::result::Result<(), Failure> {
+    async fn ensure_exchange(
+        &self,
+        pc: &PubConn,
+        x: &ExchangeDecl,
+    ) -> std::result::Result<(), Failure> {
         let key = exchange_key(&x.name);
         if pc.is_declared(&key) {
             return Ok(());
@@ -343,7 +388,10 @@ impl Publisher {
                 auto_delete: x.auto_delete,
                 ..ExchangeDeclareOptions::default()
             };
-            match ch.exchange_declare(name.clone(), x.kind.clone(), opts, FieldTable::default()).await {
+            match ch
+                .exchange_declare(name.clone(), x.kind.clone(), opts, FieldTable::default())
+                .await
+            {
                 Ok(()) => {
                     pc.set_declared(key, true);
                     return Ok(());
@@ -354,9 +402,12 @@ impl Publisher {
                 }
                 Err(e) => {
                     return Err(match amqp_error(&e) {
-                        Some((code, text)) if code == 406 || code == 403 => Failure::Fatal(
-                            Error::MessageDeliveryFailure(format!("cannot declare exchange {:?}: {text}", x.name)),
-                        ),
+                        Some((code, text)) if code == 406 || code == 403 => {
+                            Failure::Fatal(Error::MessageDeliveryFailure(format!(
+                                "cannot declare exchange {:?}: {text}",
+                                x.name
+                            )))
+                        }
                         _ => Failure::Retry(e.to_string()),
                     })
                 }
@@ -375,10 +426,9 @@ impl Publisher {
             .map_err(|e| Failure::Retry(e.to_string()))?;
         let name = short_string("queue", &q.name).map_err(Failure::Fatal)?;
         let fatal = |e: lapin::Error| match amqp_error(&e) {
-            Some((code, text)) if code == 406 || code == 403 => Failure::Fatal(Error::MessageDeliveryFailure(format!(
-                "cannot declare queue {:?}: {text}",
-                q.name
-            ))),
+            Some((code, text)) if code == 406 || code == 403 => Failure::Fatal(
+                Error::MessageDeliveryFailure(format!("cannot declare queue {:?}: {text}", q.name)),
+            ),
             _ => Failure::Retry(e.to_string()),
         };
         ch.queue_declare(
@@ -408,7 +458,11 @@ impl Publisher {
     /// Closes the connection; later publishes fail with `Closed`.
     pub(crate) async fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let pc = self.current.write().unwrap_or_else(|e| e.into_inner()).take();
+        let pc = self
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(pc) = pc {
             if pc.connected() {
                 let _ = pc.conn.close(200, "OK".into()).await;
@@ -423,11 +477,17 @@ fn exchange_key(name: &str) -> String {
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Publisher").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Publisher")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
 /// Errors of a driver-level operation that is not a publish.
 pub(crate) fn transport_error(what: &str, e: &lapin::Error) -> Error {
-    Error::transport(DRIVER, format!("{what}: {e}"), !matches!(e.kind(), ErrorKind::ProtocolError(_)))
+    Error::transport(
+        DRIVER,
+        format!("{what}: {e}"),
+        !matches!(e.kind(), ErrorKind::ProtocolError(_)),
+    )
 }

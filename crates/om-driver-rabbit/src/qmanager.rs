@@ -30,7 +30,11 @@ fn service_identity() -> (i64, i64) {
     let pg = stat_fields("self")
         .and_then(|f| f.get(2).and_then(|v| v.parse::<i64>().ok()))
         .unwrap_or(0);
-    let leader = if pg > 0 { pg.to_string() } else { std::process::id().to_string() };
+    let leader = if pg > 0 {
+        pg.to_string()
+    } else {
+        std::process::id().to_string()
+    };
     let start = stat_fields(&leader)
         .and_then(|f| f.get(19).and_then(|v| v.parse::<i64>().ok()))
         .unwrap_or(0);

@@ -4,7 +4,9 @@
 
 fn broker_url() -> Option<String> {
     om_driver_rabbit::register();
-    std::env::var("OM_RABBIT_URL").ok().filter(|u| !u.trim().is_empty())
+    std::env::var("OM_RABBIT_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty())
 }
 
 om_driver_api::conformance_tests!(broker_url());

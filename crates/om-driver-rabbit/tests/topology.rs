@@ -1,0 +1,371 @@
+//! Declared exchanges, queues, arguments and bindings, checked with
+//! rabbitmqctl against test-cases.md 56, 57, 67, 69, 73, 74, 80, 85.
+
+mod common;
+
+use common::{broker, ctl, ctl_cmd, driver, obj, row, uniq};
+use om_driver_api::om_core::envelope::Format;
+use om_driver_api::om_core::{Priority, Target};
+use om_driver_api::{Driver, ListenOptions, Notification, ReplyEvent, RpcRequest};
+use serde_json::json;
+use std::time::Duration;
+
+const QUEUE_COLS: &str = "list_queues name durable auto_delete arguments";
+const EXCHANGE_COLS: &str = "list_exchanges name type durable auto_delete";
+const BINDING_COLS: &str = "list_bindings source_name destination_name routing_key";
+
+fn has_binding(rows: &[Vec<String>], source: &str, dest: &str, key: &str) -> bool {
+    rows.iter()
+        .any(|r| r.len() >= 3 && r[0] == source && r[1] == dest && r[2] == key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_topology_matches_python() {
+    let Some((url, ctl_prefix)) = broker() else {
+        return;
+    };
+    let d = driver(&url, &[]);
+    let topic = format!("spec_topic_{}", uniq());
+    let listener = d
+        .listen(
+            Target::new(&topic).with_server("srv1"),
+            ListenOptions::default(),
+        )
+        .await
+        .expect("listen");
+
+    let ex = ctl(&ctl_prefix, EXCHANGE_COLS);
+    assert_eq!(
+        row(&ex, "openstack").map(|r| &r[1..]),
+        Some(&["topic", "false", "false"].map(String::from)[..])
+    );
+    let fanout_x = format!("{topic}_fanout");
+    assert_eq!(
+        row(&ex, &fanout_x).map(|r| &r[1..]),
+        Some(&["fanout", "false", "true"].map(String::from)[..])
+    );
+
+    let qs = ctl(&ctl_prefix, QUEUE_COLS);
+    assert_eq!(
+        row(&qs, &topic).map(|r| &r[1..]),
+        Some(&["false", "false", "[]"].map(String::from)[..])
+    );
+    let direct = format!("{topic}.srv1");
+    assert_eq!(
+        row(&qs, &direct).map(|r| &r[1..]),
+        Some(&["false", "false", "[]"].map(String::from)[..])
+    );
+    let prefix = format!("{topic}_fanout_");
+    let fanout_rows: Vec<&Vec<String>> = qs.iter().filter(|r| r[0].starts_with(&prefix)).collect();
+    assert_eq!(fanout_rows.len(), 1, "{fanout_rows:?}");
+    let fq = fanout_rows[0][0].clone();
+    let hex = &fq[prefix.len()..];
+    assert!(
+        hex.len() == 32
+            && hex
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+        "{fq}"
+    );
+    assert_eq!(
+        &fanout_rows[0][1..],
+        &["false", "false", "[{\"x-expires\",1800000}]"].map(String::from)[..]
+    );
+
+    let b = ctl(&ctl_prefix, BINDING_COLS);
+    assert!(has_binding(&b, "openstack", &topic, &topic));
+    assert!(has_binding(&b, "openstack", &direct, &direct));
+    assert!(has_binding(&b, &fanout_x, &fq, &topic));
+
+    // test-cases 67: cleanup deletes the fanout queue, keeps T and T.S.
+    listener.cleanup().await.expect("cleanup");
+    let qs = ctl(&ctl_prefix, QUEUE_COLS);
+    assert!(row(&qs, &fq).is_none(), "fanout queue survived cleanup");
+    assert!(row(&qs, &topic).is_some() && row(&qs, &direct).is_some());
+    d.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_queue_is_declared_consumed_and_shared() {
+    let Some((url, ctl_prefix)) = broker() else {
+        return;
+    };
+    let server_driver = driver(&url, &[]);
+    let topic = format!("spec_reply_{}", uniq());
+    let mut listener = server_driver
+        .listen(
+            Target::new(&topic).with_server("s"),
+            ListenOptions::default(),
+        )
+        .await
+        .expect("listen");
+    let server = tokio::spawn(async move {
+        let mut reply_queues = Vec::new();
+        for _ in 0..2 {
+            let m = listener.next().await.expect("open").expect("request");
+            m.acknowledge().await.expect("ack");
+            m.reply(Ok(json!("pong"))).await.expect("reply");
+            reply_queues.push(m.msg_id.clone());
+        }
+        listener.cleanup().await.expect("cleanup");
+        reply_queues
+    });
+    let client = driver(&url, &[]);
+    assert!(
+        client.reply_queue().is_none(),
+        "reply queue must be created lazily"
+    );
+    let mut first_queue = None;
+    for _ in 0..2 {
+        let req = RpcRequest::call(
+            Target::new(&topic),
+            obj(json!({"method": "ping", "args": {}})),
+            Duration::from_secs(10),
+        );
+        let mut stream = client
+            .send(req)
+            .await
+            .expect("send")
+            .expect("a call has replies");
+        let q = client
+            .reply_queue()
+            .expect("created at the first call")
+            .to_owned();
+        if let Some(f) = &first_queue {
+            assert_eq!(f, &q, "all calls of one driver share the reply queue");
+        }
+        first_queue = Some(q);
+        assert_eq!(
+            stream.next().await,
+            Some(ReplyEvent::Final(Ok(json!("pong"))))
+        );
+    }
+    server.await.expect("server task");
+    let q = first_queue.expect("queue");
+    let hex = q.strip_prefix("reply_").expect("reply_ prefix");
+    assert!(hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()));
+    let qs = ctl(
+        &ctl_prefix,
+        "list_queues name durable auto_delete arguments consumers",
+    );
+    assert_eq!(
+        row(&qs, &q).map(|r| &r[1..]),
+        Some(&["false", "false", "[{\"x-expires\",1800000}]", "1"].map(String::from)[..])
+    );
+    client.cleanup().await;
+    server_driver.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_and_pool_queues() {
+    let Some((url, ctl_prefix)) = broker() else {
+        return;
+    };
+    let d = driver(&url, &[]);
+    let topic = format!("spec_notif_{}", uniq());
+    // test-cases 80: the notifier declares and binds <topic>.info itself.
+    let n = Notification::new(
+        Target::new(format!("{topic}.info")),
+        obj(json!({"event_type": "e", "payload": {}})),
+        Format::V2,
+    );
+    d.send_notification(n).await.expect("notify");
+    let qs = ctl(
+        &ctl_prefix,
+        "list_queues name durable auto_delete arguments messages",
+    );
+    let key = format!("{topic}.info");
+    assert_eq!(
+        row(&qs, &key).map(|r| &r[1..]),
+        Some(&["false", "false", "[]", "1"].map(String::from)[..])
+    );
+    let b = ctl(&ctl_prefix, BINDING_COLS);
+    assert!(has_binding(&b, "openstack", &key, &key));
+
+    // test-cases 85: the pool queue is named after the pool, one binding
+    // per (exchange, topic.priority).
+    let other = format!("other_{}", uniq());
+    let exchange = format!("nova_{}", uniq());
+    let pool = format!("poolA_{}", uniq());
+    let targets = vec![
+        (Target::new(&topic), Priority::Info),
+        (Target::new(&topic), Priority::Warn),
+        (Target::new(&other).with_exchange(&exchange), Priority::Info),
+        (Target::new(&other).with_exchange(&exchange), Priority::Warn),
+    ];
+    let listener = d
+        .listen_for_notifications(targets, Some(pool.clone()), ListenOptions::default())
+        .await
+        .expect("listen");
+    let qs = ctl(&ctl_prefix, QUEUE_COLS);
+    assert_eq!(
+        row(&qs, &pool).map(|r| &r[1..]),
+        Some(&["false", "false", "[]"].map(String::from)[..])
+    );
+    let b = ctl(&ctl_prefix, BINDING_COLS);
+    assert!(has_binding(
+        &b,
+        "openstack",
+        &pool,
+        &format!("{topic}.info")
+    ));
+    assert!(has_binding(
+        &b,
+        "openstack",
+        &pool,
+        &format!("{topic}.warn")
+    ));
+    assert!(has_binding(&b, &exchange, &pool, &format!("{other}.info")));
+    assert!(has_binding(&b, &exchange, &pool, &format!("{other}.warn")));
+    let ex = ctl(&ctl_prefix, EXCHANGE_COLS);
+    assert_eq!(
+        row(&ex, &exchange).map(|r| &r[1..]),
+        Some(&["topic", "false", "false"].map(String::from)[..])
+    );
+    listener.cleanup().await.expect("cleanup");
+    d.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qos_prefetch_and_connection_properties() {
+    let Some((url, ctl_prefix)) = broker() else {
+        return;
+    };
+    let d = driver(&url, &[("rabbit_qos_prefetch_count", "7")]);
+    let topic = format!("spec_qos_{}", uniq());
+    let listener = d
+        .listen(
+            Target::new(&topic).with_server("s"),
+            ListenOptions::default(),
+        )
+        .await
+        .expect("listen");
+    // test-cases 73: basic.qos(0, 7, false) on the consuming channel.
+    let consumers = ctl(&ctl_prefix, "list_consumers queue_name prefetch_count");
+    assert_eq!(row(&consumers, &topic).map(|r| r[1].as_str()), Some("7"));
+    // test-cases 74: connection_name <program>:<pid>:<uuid>, capabilities.
+    let conns = ctl(&ctl_prefix, "list_connections client_properties");
+    let pid = format!(":{}:", std::process::id());
+    let ours: Vec<&Vec<String>> = conns.iter().filter(|r| r[0].contains(&pid)).collect();
+    assert!(
+        !ours.is_empty(),
+        "no connection named with our pid: {conns:?}"
+    );
+    let props = &ours[0][0];
+    assert!(
+        props.contains("{\"consumer_cancel_notify\",true}"),
+        "{props}"
+    );
+    assert!(props.contains("{\"connection.blocked\",true}"), "{props}");
+    assert!(
+        props.contains("{\"authentication_failure_close\",true}"),
+        "{props}"
+    );
+    listener.cleanup().await.expect("cleanup");
+
+    let unlimited = driver(&url, &[]);
+    let topic2 = format!("spec_noqos_{}", uniq());
+    let l2 = unlimited
+        .listen(
+            Target::new(&topic2).with_server("s"),
+            ListenOptions::default(),
+        )
+        .await
+        .expect("listen");
+    let consumers = ctl(&ctl_prefix, "list_consumers queue_name prefetch_count");
+    assert_eq!(row(&consumers, &topic2).map(|r| r[1].as_str()), Some("0"));
+    l2.cleanup().await.expect("cleanup");
+    d.cleanup().await;
+    unlimited.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_queues_on_a_fresh_vhost() {
+    let Some((url, ctl_prefix)) = broker() else {
+        return;
+    };
+    let vhost = format!("om_quorum_{}", uniq());
+    ctl_cmd(&ctl_prefix, &format!("add_vhost {vhost}"));
+    ctl_cmd(
+        &ctl_prefix,
+        &format!("set_permissions -p {vhost} guest '.*' '.*' '.*'"),
+    );
+    let mut parsed = om_driver_api::om_core::TransportUrl::parse(&url).expect("url");
+    parsed.virtual_host = Some(vhost.clone());
+    let vurl = parsed.to_string_with_secrets();
+    let opts = [
+        ("rabbit_quorum_queue", "true"),
+        ("rabbit_transient_quorum_queue", "true"),
+        ("rabbit_quorum_delivery_limit", "5"),
+    ];
+    let server = driver(&vurl, &opts);
+    let topic = format!("qtopic_{}", uniq());
+    let mut listener = server
+        .listen(
+            Target::new(&topic).with_server("s"),
+            ListenOptions::default(),
+        )
+        .await
+        .expect("listen");
+    let responder = tokio::spawn(async move {
+        let m = listener.next().await.expect("open").expect("request");
+        m.acknowledge().await.expect("ack");
+        m.reply(Ok(json!(1))).await.expect("reply");
+        listener
+    });
+    let client = driver(&vurl, &opts);
+    let req = RpcRequest::call(
+        Target::new(&topic),
+        obj(json!({"method": "m", "args": {}})),
+        Duration::from_secs(20),
+    );
+    let mut s = client.send(req).await.expect("send").expect("stream");
+    assert_eq!(s.next().await, Some(ReplyEvent::Final(Ok(json!(1)))));
+    let listener = responder.await.expect("responder");
+
+    let p = format!("-p {vhost} ");
+    let qs = ctl(&ctl_prefix, &format!("{p}{QUEUE_COLS}"));
+    let quorum = "[{\"x-delivery-limit\",5},{\"x-queue-type\",\"quorum\"}]";
+    for q in [topic.clone(), format!("{topic}.s")] {
+        let r = row(&qs, &q).unwrap_or_else(|| panic!("queue {q} missing: {qs:?}"));
+        assert_eq!(r[1], "true");
+        assert_eq!(r[2], "false");
+        assert!(
+            r[3].contains("{\"x-queue-type\",\"quorum\"}")
+                && r[3].contains("{\"x-delivery-limit\",5}"),
+            "{r:?} vs {quorum}"
+        );
+        assert!(!r[3].contains("x-expires"), "{r:?}");
+    }
+    let reply_q = client.reply_queue().expect("reply queue").to_owned();
+    for r in qs
+        .iter()
+        .filter(|r| r[0] == reply_q || r[0].starts_with(&format!("{topic}_fanout_")))
+    {
+        assert_eq!(r[1], "true", "{r:?}");
+        assert!(r[3].contains("{\"x-queue-type\",\"quorum\"}"), "{r:?}");
+        assert!(
+            r[3].contains("{\"x-delivery-limit\",5}") && r[3].contains("{\"x-expires\",1800000}"),
+            "{r:?}"
+        );
+    }
+    assert_eq!(
+        qs.iter()
+            .filter(|r| r[0] == reply_q || r[0].starts_with(&format!("{topic}_fanout_")))
+            .count(),
+        2
+    );
+    let ex = ctl(&ctl_prefix, &format!("{p}{EXCHANGE_COLS}"));
+    assert_eq!(
+        row(&ex, "openstack").map(|r| &r[1..]),
+        Some(&["topic", "true", "false"].map(String::from)[..])
+    );
+    assert_eq!(
+        row(&ex, &format!("{topic}_fanout")).map(|r| &r[1..]),
+        Some(&["fanout", "true", "true"].map(String::from)[..])
+    );
+    listener.cleanup().await.expect("cleanup");
+    client.cleanup().await;
+    server.cleanup().await;
+    ctl_cmd(&ctl_prefix, &format!("delete_vhost {vhost}"));
+}
