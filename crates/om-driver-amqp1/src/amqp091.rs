@@ -274,6 +274,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Amqp091<S> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

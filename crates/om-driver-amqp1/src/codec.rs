@@ -100,62 +100,17 @@ fn timeout_json(value: Option<f64>) -> Value {
     }
 }
 
-/// Serializes a remote error as a reply's `failure` string (`class`,
-/// `module`, `message`, `tb`, `args`, `kwargs`).
-pub fn failure_to_json(e: &RemoteError) -> Result<String> {
-    let mut m = JsonObject::with_capacity(6);
-    m.insert("class".into(), Value::String(e.exc_type.clone()));
-    m.insert("module".into(), Value::String(e.module.clone()));
-    m.insert("message".into(), Value::String(e.value.clone()));
-    m.insert(
-        "tb".into(),
-        Value::Array(e.traceback.iter().cloned().map(Value::String).collect()),
-    );
-    m.insert("args".into(), Value::Array(e.args.clone()));
-    m.insert("kwargs".into(), Value::Object(e.kwargs.clone()));
-    envelope::to_python_json_string(&m)
+/// Serializes a remote error as a reply's `failure` string (om-core's
+/// codec: `class`, `module`, `message`, `tb`, `args`, `kwargs`).
+pub fn failure_to_json(e: &RemoteError) -> String {
+    e.to_failure_json()
 }
 
-/// Parses a reply's `failure` string; unreadable text becomes a
-/// `RemoteError` carrying it.
+/// Parses a reply's `failure` string; text that is not a JSON object
+/// becomes a `RemoteError` carrying it.
 pub fn failure_from_json(s: &str) -> RemoteError {
-    let Ok(Value::Object(m)) = serde_json::from_str::<Value>(s) else {
-        return RemoteError::new("RemoteError", "oslo_messaging.exceptions", s);
-    };
-    let text = |k: &str| {
-        m.get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    RemoteError {
-        exc_type: text("class"),
-        module: text("module"),
-        value: text("message"),
-        traceback: m
-            .get("tb")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|v| {
-                        v.as_str()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| v.to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        args: m
-            .get("args")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-        kwargs: m
-            .get("kwargs")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
-    }
+    RemoteError::from_failure_json(s)
+        .unwrap_or_else(|_| RemoteError::new("RemoteError", "oslo_messaging.exceptions", s))
 }
 
 /// A reply: body `{"response": …}` or `{"failure": "<json>"}`; `to` and
@@ -168,7 +123,7 @@ pub fn reply(
     let mut body = JsonObject::with_capacity(1);
     match reply {
         Ok(v) => body.insert("response".into(), v.clone()),
-        Err(e) => body.insert("failure".into(), Value::String(failure_to_json(e)?)),
+        Err(e) => body.insert("failure".into(), Value::String(failure_to_json(e))),
     };
     let props = Properties {
         to: Some(to.to_owned()),
@@ -392,6 +347,7 @@ pub fn message_id_text(id: &MessageId) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

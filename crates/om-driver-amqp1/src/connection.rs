@@ -72,6 +72,14 @@ impl ConnConfig {
         }
     }
 
+    /// Checks that every host can authenticate with the SASL options.
+    pub(crate) fn validate(&self) -> Result<()> {
+        for h in &self.hosts {
+            sasl_profile(&self.opts, h)?;
+        }
+        Ok(())
+    }
+
     /// The `open` hostname: the virtual host when `pseudo_vhost` is off.
     fn open_hostname(&self) -> Option<&str> {
         if self.opts.pseudo_vhost {
@@ -642,6 +650,7 @@ async fn supervise(me: std::sync::Weak<Connector>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -685,8 +694,10 @@ mod tests {
         assert_eq!(cfg.hosts[0].address(DEFAULT_PORT), "localhost:5672");
         assert!(cfg.open_hostname().is_none());
         let url: TransportUrl = "amqp://h/vh".parse().unwrap();
-        let mut o = AmqpOptions::default();
-        o.pseudo_vhost = false;
+        let o = AmqpOptions {
+            pseudo_vhost: false,
+            ..Default::default()
+        };
         let cfg = ConnConfig::new(&url, o, "openstack".into());
         assert_eq!(cfg.open_hostname(), Some("vh"));
     }

@@ -65,19 +65,24 @@ impl Amqp1Driver {
     /// Must be called inside a tokio runtime.
     pub fn new(config: &DriverConfig) -> Result<Self> {
         let opts = AmqpOptions::from_map(&config.effective_options())?;
-        Ok(Self::with_options(
-            &config.url,
-            opts,
-            &config.control_exchange,
-        ))
+        Self::with_options(&config.url, opts, &config.control_exchange)
     }
 
-    /// A driver for `url` with typed options.
-    pub fn with_options(url: &TransportUrl, opts: AmqpOptions, control_exchange: &str) -> Self {
+    /// A driver for `url` with typed options. Fails on options that cannot
+    /// work with the URL (e.g. `sasl_mechanisms = PLAIN` without a user).
+    ///
+    /// Must be called inside a tokio runtime.
+    pub fn with_options(
+        url: &TransportUrl,
+        opts: AmqpOptions,
+        control_exchange: &str,
+    ) -> Result<Self> {
+        opts.validate()?;
         let idle = Duration::from_secs(opts.default_sender_link_timeout.into());
         let senders = Arc::new(SenderPool::new(opts.trace));
-        let cfg = Arc::new(ConnConfig::new(url, opts, control_exchange.to_owned()));
-        let connector = Connector::new(cfg);
+        let cfg = ConnConfig::new(url, opts, control_exchange.to_owned());
+        cfg.validate()?;
+        let connector = Connector::new(Arc::new(cfg));
         let weak = Arc::downgrade(&senders);
         let janitor = tokio::spawn(async move {
             let period = (idle / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
@@ -87,12 +92,12 @@ impl Amqp1Driver {
                 s.purge_idle(idle).await;
             }
         });
-        Amqp1Driver {
+        Ok(Amqp1Driver {
             connector,
             senders,
             replies: Replies::new(),
             janitor,
-        }
+        })
     }
 
     /// The options in use.

@@ -645,6 +645,7 @@ impl IncomingHandle for Handle {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -526,6 +526,7 @@ impl AmqpOptions {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -622,8 +623,10 @@ mod tests {
         let o = AmqpOptions::default();
         let d: Vec<u64> = (1..=7).map(|n| o.reconnect_delay(n).as_secs()).collect();
         assert_eq!(d, vec![1, 2, 4, 8, 16, 30, 30]);
-        let mut flat = AmqpOptions::default();
-        flat.connection_retry_backoff = 0;
+        let flat = AmqpOptions {
+            connection_retry_backoff: 0,
+            ..Default::default()
+        };
         assert_eq!(flat.reconnect_delay(3).as_secs(), 0);
     }
 

@@ -195,6 +195,7 @@ pub(crate) fn find_open(buf: &[u8]) -> Parse {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use fe2o3_amqp::types::definitions::Fields;

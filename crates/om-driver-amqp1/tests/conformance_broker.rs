@@ -1,6 +1,7 @@
 //! The driver conformance suite against RabbitMQ's AMQP 1.0 plugin
 //! (`OM_AMQP1_BROKER_URL`), with legacy addressing. Without the variable
 //! every case prints SKIPPED and passes, unless `OM_REQUIRE_BROKERS=1`.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

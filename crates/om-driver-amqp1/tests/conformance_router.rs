@@ -1,6 +1,7 @@
 //! The driver conformance suite against the in-process router fixture
 //! (`tests/support/router.rs`), with routable addressing: what the driver
 //! does with a message router such as Qpid Dispatch.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 

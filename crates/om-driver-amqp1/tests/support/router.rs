@@ -59,6 +59,32 @@ pub struct Routed {
     pub message: Msg,
 }
 
+/// A link a client attached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attached {
+    /// `true` for a client sender (router receiver), `false` for a client
+    /// receiver.
+    pub client_sends: bool,
+    /// The link name.
+    pub name: String,
+    /// The target (client sender) or source (client receiver) address;
+    /// `None` for an anonymous-relay sender.
+    pub address: Option<String>,
+    /// The client receiver asked for a dynamic source.
+    pub dynamic: bool,
+}
+
+/// A message a client receiver did not accept.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// The address it was consumed from.
+    pub address: String,
+    /// The message.
+    pub message: Msg,
+    /// The receiver's outcome.
+    pub outcome: Outcome,
+}
+
 /// What the router answers to the next unsettled messages on an address.
 #[derive(Debug, Clone)]
 pub enum Scripted {
@@ -133,6 +159,9 @@ struct State {
     scripted: HashMap<String, VecDeque<Scripted>>,
     routed: Vec<Routed>,
     consumers: HashMap<String, usize>,
+    producers: HashMap<String, usize>,
+    attached: Vec<Attached>,
+    refused: Vec<Refused>,
 }
 
 struct Inner {
@@ -166,7 +195,12 @@ impl Inner {
     }
 
     /// Routes `msg` to `address`; returns the outcome for its sender.
-    fn route(&self, address: &str, msg: Msg) -> Outcome {
+    fn route(&self, address: &str, mut msg: Msg) -> Outcome {
+        // fe2o3 would re-encode a body-less message with a null amqp-value;
+        // an empty batch of data sections encodes as no body, as received.
+        if matches!(msg.body, Body::Empty) {
+            msg.body = Body::Data(Vec::new().into());
+        }
         let mut st = self.lock();
         st.routed.push(Routed {
             address: address.to_owned(),
@@ -206,6 +240,14 @@ impl Inner {
         } else {
             q.messages.push_back(msg);
         }
+    }
+
+    fn refuse(&self, address: &str, message: Msg, outcome: Outcome) {
+        self.lock().refused.push(Refused {
+            address: address.to_owned(),
+            message,
+            outcome,
+        });
     }
 
     fn requeue(&self, address: &str, msg: Msg) {
@@ -310,6 +352,26 @@ impl Router {
             .unwrap_or(0)
     }
 
+    /// Every link attached so far, in order.
+    pub fn attached(&self) -> Vec<Attached> {
+        self.inner.lock().attached.clone()
+    }
+
+    /// Messages client receivers rejected or modified as undeliverable.
+    pub fn refused(&self) -> Vec<Refused> {
+        self.inner.lock().refused.clone()
+    }
+
+    /// Client senders attached to `address` right now.
+    pub fn producers(&self, address: &str) -> usize {
+        self.inner
+            .lock()
+            .producers
+            .get(address)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Receivers attached to `address`.
     pub fn consumers(&self, address: &str) -> usize {
         self.inner
@@ -355,9 +417,23 @@ async fn serve_session(mut session: ListenerSessionHandle, inner: Arc<Inner>) {
     loop {
         match acceptor.accept(&mut session).await {
             Ok(LinkEndpoint::Sender(sender)) => {
+                let address = sender.source().as_ref().and_then(|s| s.address.clone());
+                inner.lock().attached.push(Attached {
+                    client_sends: false,
+                    name: sender.name().to_owned(),
+                    dynamic: address.as_deref().is_some_and(|a| a.starts_with("dyn/")),
+                    address,
+                });
                 tokio::spawn(serve_consumer(sender, inner.clone()));
             }
             Ok(LinkEndpoint::Receiver(receiver)) => {
+                let address = receiver.target().as_ref().and_then(|t| t.address.clone());
+                inner.lock().attached.push(Attached {
+                    client_sends: true,
+                    name: receiver.name().to_owned(),
+                    address,
+                    dynamic: false,
+                });
                 tokio::spawn(serve_producer(receiver, inner.clone()));
             }
             Err(_) => return,
@@ -372,6 +448,19 @@ async fn serve_producer(mut receiver: Receiver, inner: Arc<Inner>) {
         .as_ref()
         .and_then(|t| t.address.clone())
         .filter(|a| !a.is_empty());
+    let key = link_address.clone().unwrap_or_default();
+    *inner.lock().producers.entry(key.clone()).or_default() += 1;
+    serve_producer_loop(&mut receiver, &inner, link_address).await;
+    if let Some(n) = inner.lock().producers.get_mut(&key) {
+        *n = n.saturating_sub(1);
+    }
+}
+
+async fn serve_producer_loop(
+    receiver: &mut Receiver,
+    inner: &Arc<Inner>,
+    link_address: Option<String>,
+) {
     loop {
         let Ok(delivery) = receiver.recv::<Body<Value>>().await else {
             return;
@@ -454,7 +543,13 @@ async fn serve_consumer(mut sender: Sender, inner: Arc<Inner>) {
                     let address = address.clone();
                     tokio::spawn(async move {
                         match fut.await {
-                            Ok(Outcome::Accepted(_)) | Ok(Outcome::Rejected(_)) => {}
+                            Ok(Outcome::Accepted(_)) => {}
+                            Ok(outcome @ Outcome::Rejected(_)) => {
+                                inner.refuse(&address, msg, outcome)
+                            }
+                            Ok(Outcome::Modified(m)) if m.undeliverable_here == Some(true) => {
+                                inner.refuse(&address, msg, Outcome::Modified(m))
+                            }
                             _ => inner.requeue(&address, msg),
                         }
                     });
