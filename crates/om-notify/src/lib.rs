@@ -54,6 +54,7 @@
 //! * The `log` driver logs `audit` and `sample` at INFO (Python only
 //!   warns that it cannot log them).
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod dispatcher;
 mod endpoint;

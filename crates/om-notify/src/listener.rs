@@ -424,7 +424,9 @@ struct Run {
     stopping: bool,
 }
 
-/// What one step of the receive loop produced.
+/// What one step of the receive loop produced (a transient value, moved
+/// once: its size does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Step {
     Stop,
     Item(Option<Result<IncomingMessage>>),

@@ -1,32 +1,4 @@
-//! The `routing` notification driver's configuration: which drivers get a
-//! notification, by event type and priority, read from oslo's YAML format.
-//!
-//! ```yaml
-//! group_1:
-//!   messaging:
-//!     accepted_events: ["compute.instance.*"]
-//!   log:
-//!     accepted_priorities: ["error", "critical"]
-//! group_2:
-//!   test:
-//!     accepted_events: ["network.*"]
-//!     accepted_priorities: ["info"]
-//! ```
-//!
-//! The top level maps group names to `{driver: rules}`. A rule set may list
-//! `accepted_events` (shell-style patterns matched against the event type,
-//! case-sensitively) and `accepted_priorities` (patterns matched against the
-//! lower-case priority, written in any case). A driver receives the
-//! notification when **every** kind of rule it lists has a matching pattern;
-//! a driver without rules (`{}` or null) receives everything. Every group is
-//! evaluated and a driver gets the notification at most once even if
-//! several groups accept it.
-//!
-//! This is the behaviour oslo.messaging's routing notifier is written to
-//! have. In 18.3.1 it cannot work at all (it loads its target drivers
-//! without their constructor arguments, so every notification is dropped
-//! with a logged error, see `overview.md` §7.3); om implements the intended
-//! semantics.
+//! The `routing` notification driver's configuration.
 
 use crate::fnmatch::Pattern;
 use crate::testing::TestSink;
@@ -151,7 +123,39 @@ impl CompiledRoute {
     }
 }
 
-/// A parsed routing configuration (oslo's `routing_config` YAML file).
+/// A parsed routing configuration (oslo's `routing_config` YAML file):
+/// which drivers get a notification, by event type and priority.
+///
+/// ```yaml
+/// group_1:
+///   messaging:
+///     accepted_events: ["compute.instance.*"]
+///   log:
+///     accepted_priorities: ["error", "critical"]
+/// group_2:
+///   test:
+///     accepted_events: ["network.*"]
+///     accepted_priorities: ["info"]
+/// ```
+///
+/// The top level maps group names to `{driver: rules}`. A rule set may list
+/// `accepted_events` (shell-style patterns matched against the event type,
+/// case-sensitively) and `accepted_priorities` (patterns matched against the
+/// lower-case priority, written in any case). A driver receives the
+/// notification when **every** kind of rule it lists has a matching pattern;
+/// a driver without rules (`{}` or null) receives everything. Every group is
+/// evaluated and a driver gets the notification at most once even if
+/// several groups accept it.
+///
+/// This is the behaviour oslo.messaging's routing notifier is written to
+/// have. In 18.3.1 it cannot work at all (it loads its target drivers
+/// without their constructor arguments, so every notification is dropped
+/// with a logged error, see `overview.md` §7.3); om implements the intended
+/// semantics. Two small differences: an unknown driver name is a
+/// configuration error (Python would silently not load it), and a single
+/// pattern may be written without brackets.
+///
+/// # Example
 ///
 /// ```
 /// use om_notify::{RoutingConfig, RouteDriver};
@@ -191,7 +195,7 @@ impl RoutingConfig {
         self
     }
 
-    /// Parses oslo's YAML routing format (see the [module docs](self)).
+    /// Parses oslo's YAML routing format (see [`RoutingConfig`]).
     ///
     /// An empty document routes nothing. Errors (`Configuration`): invalid
     /// YAML, a top level or group that is not a mapping, an unknown driver

@@ -1,10 +1,15 @@
 //! Batch notification listener behaviour on fake:// (test case G 91).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{eventually, fake, within};
 use om_driver_api::om_core::{Context, Priority, Target, Value};
-use om_notify::{BatchEndpoint, BatchNotificationListener, Notification, NotificationFilter, NotificationResult, Notifier, NotifierDriver};
+use om_notify::{
+    BatchEndpoint, BatchNotificationListener, Notification, NotificationFilter, NotificationResult,
+    Notifier, NotifierDriver,
+};
 use serde_json::json;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,10 +17,14 @@ use std::time::{Duration, Instant};
 
 type Batches = Arc<Mutex<Vec<Vec<Value>>>>;
 
-fn recorder(b: &Batches) -> impl Fn(Vec<Notification>) -> std::future::Ready<NotificationResult> + Send + Sync + 'static {
+fn recorder(
+    b: &Batches,
+) -> impl Fn(Vec<Notification>) -> std::future::Ready<NotificationResult> + Send + Sync + 'static {
     let b = b.clone();
     move |batch: Vec<Notification>| {
-        b.lock().expect("lock").push(batch.into_iter().map(|n| n.payload).collect());
+        b.lock()
+            .expect("lock")
+            .push(batch.into_iter().map(|n| n.payload).collect());
         std::future::ready(NotificationResult::Handled)
     }
 }
@@ -53,9 +62,16 @@ async fn full_batches_then_a_partial_one_after_the_timeout() {
     listener.start().await.expect("start");
     eventually(5, "three batches", || sizes(&batches).len() == 3).await;
     assert_eq!(sizes(&batches), vec![100, 100, 5]);
-    assert!(started.elapsed() >= Duration::from_millis(350), "the partial batch waited for the timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(350),
+        "the partial batch waited for the timeout"
+    );
     let all: Vec<Value> = batches.lock().expect("lock").concat();
-    assert_eq!(all, (0..205).map(|i| json!(i)).collect::<Vec<_>>(), "in order, each once");
+    assert_eq!(
+        all,
+        (0..205).map(|i| json!(i)).collect::<Vec<_>>(),
+        "in order, each once"
+    );
     eventually(5, "acknowledged", || broker.unacked_len("b205.info") == 0).await;
     assert_eq!(broker.queue_len("b205.info"), Some(0));
     // Idle windows never dispatch empty batches.
@@ -82,11 +98,23 @@ async fn without_timeout_only_full_batches_until_stop_flushes() {
     }
     eventually(5, "two full batches", || sizes(&batches) == vec![10, 10]).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(sizes(&batches), vec![10, 10], "no partial batch without a timeout");
-    assert_eq!(broker.unacked_len("bnt.info"), 5, "fetched, not acknowledged");
+    assert_eq!(
+        sizes(&batches),
+        vec![10, 10],
+        "no partial batch without a timeout"
+    );
+    assert_eq!(
+        broker.unacked_len("bnt.info"),
+        5,
+        "fetched, not acknowledged"
+    );
     listener.stop().await;
     within(listener.wait()).await;
-    assert_eq!(sizes(&batches), vec![10, 10, 5], "stop flushes what was fetched");
+    assert_eq!(
+        sizes(&batches),
+        vec![10, 10, 5],
+        "stop flushes what was fetched"
+    );
     assert_eq!(broker.queue_len("bnt.info"), Some(0));
     assert_eq!(broker.unacked_len("bnt.info"), 0);
 }
@@ -101,21 +129,21 @@ async fn grouped_by_priority_and_requeue_marks_only_that_group() {
     let later: Batches = Arc::default();
     let listener = BatchNotificationListener::builder(transport.clone())
         .target(Target::new("bg"))
-        .endpoint(
-            BatchEndpoint::new()
-                .info(recorder(&infos))
-                .error(move |batch: Vec<Notification>| {
-                    let first = ec.fetch_add(1, Ordering::SeqCst) == 0;
-                    e.lock().expect("lock").push(batch.into_iter().map(|n| n.payload).collect());
-                    async move {
-                        if first {
-                            NotificationResult::Requeue
-                        } else {
-                            NotificationResult::Handled
-                        }
+        .endpoint(BatchEndpoint::new().info(recorder(&infos)).error(
+            move |batch: Vec<Notification>| {
+                let first = ec.fetch_add(1, Ordering::SeqCst) == 0;
+                e.lock()
+                    .expect("lock")
+                    .push(batch.into_iter().map(|n| n.payload).collect());
+                async move {
+                    if first {
+                        NotificationResult::Requeue
+                    } else {
+                        NotificationResult::Handled
                     }
-                }),
-        )
+                }
+            },
+        ))
         // Sees the error group only when the first endpoint did not requeue it.
         .endpoint(BatchEndpoint::new().error(recorder(&later)))
         .batch_size(6)
@@ -130,13 +158,23 @@ async fn grouped_by_priority_and_requeue_marks_only_that_group() {
         n.error(&c, "e", 100 + i).await.expect("sent");
     }
     listener.start().await.expect("start");
-    eventually(5, "error group delivered twice", || error_calls.load(Ordering::SeqCst) == 2).await;
-    eventually(5, "settled", || broker.unacked_len("bg.error") == 0 && broker.unacked_len("bg.info") == 0).await;
+    eventually(5, "error group delivered twice", || {
+        error_calls.load(Ordering::SeqCst) == 2
+    })
+    .await;
+    eventually(5, "settled", || {
+        broker.unacked_len("bg.error") == 0 && broker.unacked_len("bg.info") == 0
+    })
+    .await;
     assert_eq!(sizes(&infos), vec![3], "info group handled once");
     let errs = errors.lock().expect("lock").clone();
     assert_eq!(errs[0], vec![json!(100), json!(101), json!(102)]);
     assert_eq!(errs[1].len(), 3, "the whole error group came back");
-    assert_eq!(sizes(&later), vec![3], "second endpoint skipped for the requeued group");
+    assert_eq!(
+        sizes(&later),
+        vec![3],
+        "second endpoint skipped for the requeued group"
+    );
     listener.stop().await;
     within(listener.wait()).await;
     assert_eq!(broker.queue_len("bg.error"), Some(0));
@@ -149,27 +187,40 @@ async fn batch_filters_narrow_the_batch() {
     let listener = BatchNotificationListener::builder(transport.clone())
         .target(Target::new("bf"))
         .endpoint(
-            BatchEndpoint::new()
-                .warn(recorder(&compute))
-                .filter(NotificationFilter::builder().event_type("compute").build().expect("regex")),
+            BatchEndpoint::new().warn(recorder(&compute)).filter(
+                NotificationFilter::builder()
+                    .event_type("compute")
+                    .build()
+                    .expect("regex"),
+            ),
         )
         .batch_size(4)
         .batch_timeout(Duration::from_millis(100))
         .build()
         .expect("listener");
     assert_eq!(
-        listener.subscriptions().iter().map(|(_, p)| *p).collect::<Vec<_>>(),
+        listener
+            .subscriptions()
+            .iter()
+            .map(|(_, p)| *p)
+            .collect::<Vec<_>>(),
         vec![Priority::Warn]
     );
     listener.start().await.expect("start");
     let n = notifier(&transport, "bf");
-    for (i, ev) in ["compute.a", "network.b", "compute.c", "image.d"].iter().enumerate() {
+    for (i, ev) in ["compute.a", "network.b", "compute.c", "image.d"]
+        .iter()
+        .enumerate()
+    {
         n.warn(&Context::new(), ev, i).await.expect("sent");
     }
     // A batch holding only non-matching messages skips the endpoint.
     n.warn(&Context::new(), "network.z", 9).await.expect("sent");
     tokio::time::sleep(Duration::from_millis(400)).await;
-    assert_eq!(compute.lock().expect("lock").clone(), vec![vec![json!(0), json!(2)]]);
+    assert_eq!(
+        compute.lock().expect("lock").clone(),
+        vec![vec![json!(0), json!(2)]]
+    );
     listener.stop().await;
     within(listener.wait()).await;
 }
@@ -185,20 +236,27 @@ async fn typed_batches_and_build_errors() {
     let t = total.clone();
     let listener = BatchNotificationListener::builder(transport.clone())
         .target(Target::new("bt"))
-        .endpoint(BatchEndpoint::new().sample(move |batch: Vec<Notification<P>>| {
-            let sum: u32 = batch.iter().map(|n| n.payload.n).sum();
-            t.fetch_add(sum as usize, Ordering::SeqCst);
-            async { Ok::<_, String>(()) }
-        }))
+        .endpoint(
+            BatchEndpoint::new().sample(move |batch: Vec<Notification<P>>| {
+                let sum: u32 = batch.iter().map(|n| n.payload.n).sum();
+                t.fetch_add(sum as usize, Ordering::SeqCst);
+                async { Ok::<_, String>(()) }
+            }),
+        )
         .batch_size(2)
         .build()
         .expect("listener");
     listener.start().await.expect("start");
     let n = notifier(&transport, "bt");
     for i in 1..=4 {
-        n.sample(&Context::new(), "cpu", json!({"n": i})).await.expect("sent");
+        n.sample(&Context::new(), "cpu", json!({"n": i}))
+            .await
+            .expect("sent");
     }
-    eventually(5, "two batches summed", || total.load(Ordering::SeqCst) == 10).await;
+    eventually(5, "two batches summed", || {
+        total.load(Ordering::SeqCst) == 10
+    })
+    .await;
     listener.stop().await;
     within(listener.wait()).await;
 

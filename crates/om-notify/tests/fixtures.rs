@@ -9,6 +9,8 @@
 //!   `tests/fixtures/gen_notify_fixtures.py`): timestamps, `log` driver
 //!   text, routing decisions, filter results and dispatch order.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use chrono::NaiveDateTime;
@@ -16,9 +18,9 @@ use common::{eventually, fake, within, Recording};
 use om_driver_api::om_core::envelope::{self, Format};
 use om_driver_api::om_core::{Context, JsonObject, Priority, Target, Value};
 use om_notify::{
-    format_timestamp, ContextPolicy, Endpoint, Notification, NotificationDispatcher, NotificationEndpoint,
-    NotificationFilterSpec, NotificationListener, NotificationResult, Notifier, NotifierDriver, RoutingConfig,
-    TestSink,
+    format_timestamp, ContextPolicy, Endpoint, Notification, NotificationDispatcher,
+    NotificationEndpoint, NotificationFilterSpec, NotificationListener, NotificationResult,
+    Notifier, NotifierDriver, RoutingConfig, TestSink,
 };
 use serde_json::json;
 use std::path::PathBuf;
@@ -26,7 +28,8 @@ use std::sync::{Arc, Mutex};
 
 fn load(rel: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("valid JSON fixture")
 }
 
@@ -43,7 +46,11 @@ fn obj(v: &Value) -> JsonObject {
 
 fn body_of(published: &Value) -> (String, Format, JsonObject) {
     let body = published["body"].as_str().expect("body").to_owned();
-    let format = if body.starts_with("{\"oslo.version\"") { Format::V2 } else { Format::V1 };
+    let format = if body.starts_with("{\"oslo.version\"") {
+        Format::V2
+    } else {
+        Format::V1
+    };
     let decoded = envelope::decode(body.as_bytes()).expect("decodes");
     (body, format, decoded)
 }
@@ -53,8 +60,11 @@ fn body_of(published: &Value) -> (String, Format, JsonObject) {
 async fn send_like_python(case: &Value, sink: &TestSink) {
     let (_, _, first) = body_of(&case["published"][0]);
     let message_id = first["message_id"].as_str().expect("message_id").to_owned();
-    let utcnow = NaiveDateTime::parse_from_str(case["utcnow"].as_str().expect("utcnow"), "%Y-%m-%dT%H:%M:%S%.f")
-        .expect("iso datetime");
+    let utcnow = NaiveDateTime::parse_from_str(
+        case["utcnow"].as_str().expect("utcnow"),
+        "%Y-%m-%dT%H:%M:%S%.f",
+    )
+    .expect("iso datetime");
     let topics: Vec<String> = case["published"]
         .as_array()
         .expect("published")
@@ -84,7 +94,11 @@ async fn send_like_python(case: &Value, sink: &TestSink) {
         other => panic!("unknown context kind {other:?}"),
     };
     let notifier = b.build();
-    let priority: Priority = case["priority"].as_str().expect("priority").parse().expect("known priority");
+    let priority: Priority = case["priority"]
+        .as_str()
+        .expect("priority")
+        .parse()
+        .expect("known priority");
     let event_type = case["event_type"].as_str().expect("event type");
     notifier
         .notify(priority, &ctxt, event_type, case["payload"].clone())
@@ -101,7 +115,11 @@ async fn bodies_equal_pythons_byte_for_byte() {
         let sent = sink.take();
         assert_eq!(sent.len(), 1, "{name}");
         let sent = &sent[0];
-        assert_eq!(Value::Object(sent.ctxt.0.clone()), case["sent_context"], "{name}: context sent");
+        assert_eq!(
+            Value::Object(sent.ctxt.0.clone()),
+            case["sent_context"],
+            "{name}: context sent"
+        );
         for published in case["published"].as_array().expect("published") {
             let (python_body, format, python_msg) = body_of(published);
             assert_eq!(
@@ -114,7 +132,11 @@ async fn bodies_equal_pythons_byte_for_byte() {
             msg.insert("_unique_id".into(), python_msg["_unique_id"].clone());
             envelope::pack_context_flat(&mut msg, &sent.ctxt.0);
             let om_body = envelope::encode(&msg, format).expect("encode");
-            assert_eq!(String::from_utf8(om_body).expect("ascii"), python_body, "{name}");
+            assert_eq!(
+                String::from_utf8(om_body).expect("ascii"),
+                python_body,
+                "{name}"
+            );
         }
     }
 }
@@ -124,23 +146,52 @@ async fn drivers_route_like_python() {
     for case in python_cases() {
         let name = case["name"].as_str().expect("name");
         let (transport, sent) = Recording::transport("fx-route", false);
-        let driver: NotifierDriver = case["driver"].as_str().expect("driver").parse().expect("known driver");
+        let driver: NotifierDriver = case["driver"]
+            .as_str()
+            .expect("driver")
+            .parse()
+            .expect("known driver");
         let published = case["published"].as_array().expect("published");
         let topics: Vec<String> = published
             .iter()
-            .map(|p| p["routing_key"].as_str().expect("key").rsplit_once('.').expect("dot").0.to_owned())
+            .map(|p| {
+                p["routing_key"]
+                    .as_str()
+                    .expect("key")
+                    .rsplit_once('.')
+                    .expect("dot")
+                    .0
+                    .to_owned()
+            })
             .collect();
-        let n = Notifier::builder(transport).driver(driver).topics(topics).build();
-        let priority: Priority = case["priority"].as_str().expect("priority").parse().expect("priority");
-        n.notify(priority, &Context::new(), "e", 1).await.expect("sent");
+        let n = Notifier::builder(transport)
+            .driver(driver)
+            .topics(topics)
+            .build();
+        let priority: Priority = case["priority"]
+            .as_str()
+            .expect("priority")
+            .parse()
+            .expect("priority");
+        n.notify(priority, &Context::new(), "e", 1)
+            .await
+            .expect("sent");
         let sent = sent.lock().expect("lock").clone();
         assert_eq!(sent.len(), published.len(), "{name}");
         for (n, p) in sent.iter().zip(published) {
-            assert_eq!(n.target.topic.as_deref(), p["routing_key"].as_str(), "{name}");
+            assert_eq!(
+                n.target.topic.as_deref(),
+                p["routing_key"].as_str(),
+                "{name}"
+            );
             // No exchange: the control exchange, `openstack` in the fixtures.
             assert_eq!(n.target.exchange, None, "{name}");
             assert_eq!(p["exchange"], json!("openstack"), "{name}");
-            assert_eq!(n.format == Format::V2, case["driver"] == json!("messagingv2"), "{name}");
+            assert_eq!(
+                n.format == Format::V2,
+                case["driver"] == json!("messagingv2"),
+                "{name}"
+            );
         }
     }
 }
@@ -179,7 +230,10 @@ async fn listener_reads_python_bodies() {
             expected += 1;
         }
     }
-    eventually(5, "every Python body", || got.lock().expect("lock").len() == expected).await;
+    eventually(5, "every Python body", || {
+        got.lock().expect("lock").len() == expected
+    })
+    .await;
     listener.stop().await;
     within(listener.wait()).await;
     let got = got.lock().expect("lock").clone();
@@ -191,10 +245,26 @@ async fn listener_reads_python_bodies() {
             .find(|n| n.metadata.message_id.as_deref() == python_msg["message_id"].as_str())
             .unwrap_or_else(|| panic!("{name} received"));
         assert_eq!(n.payload, case["payload"], "{name}");
-        assert_eq!(n.event_type, case["event_type"].as_str().expect("event type"), "{name}");
-        assert_eq!(n.publisher_id.as_deref(), case["publisher_id"].as_str(), "{name}");
-        assert_eq!(n.priority.as_upper(), case["priority"].as_str().expect("priority"), "{name}");
-        assert_eq!(n.metadata.timestamp.as_deref(), python_msg["timestamp"].as_str(), "{name}");
+        assert_eq!(
+            n.event_type,
+            case["event_type"].as_str().expect("event type"),
+            "{name}"
+        );
+        assert_eq!(
+            n.publisher_id.as_deref(),
+            case["publisher_id"].as_str(),
+            "{name}"
+        );
+        assert_eq!(
+            n.priority.as_upper(),
+            case["priority"].as_str().expect("priority"),
+            "{name}"
+        );
+        assert_eq!(
+            n.metadata.timestamp.as_deref(),
+            python_msg["timestamp"].as_str(),
+            "{name}"
+        );
         let mut want_ctxt = obj(&case["sent_context"]);
         want_ctxt.insert("client_timeout".into(), Value::Null);
         assert_eq!(n.ctxt.0, want_ctxt, "{name}: context plus client_timeout");
@@ -226,13 +296,27 @@ fn timestamps_like_python_str_datetime() {
 #[test]
 fn routing_decisions_like_pythons_routing_logic() {
     let b = behaviour();
-    let cfg = RoutingConfig::from_yaml_str(b["routing"]["yaml"].as_str().expect("yaml")).expect("valid");
+    let cfg =
+        RoutingConfig::from_yaml_str(b["routing"]["yaml"].as_str().expect("yaml")).expect("valid");
     for q in b["routing"]["queries"].as_array().expect("queries") {
         let event = q["event_type"].as_str().expect("event");
-        let priority: Priority = q["priority"].as_str().expect("priority").parse().expect("priority");
-        let mut got: Vec<&str> = cfg.drivers_for(event, priority).iter().map(|d| d.name()).collect();
+        let priority: Priority = q["priority"]
+            .as_str()
+            .expect("priority")
+            .parse()
+            .expect("priority");
+        let mut got: Vec<&str> = cfg
+            .drivers_for(event, priority)
+            .iter()
+            .map(|d| d.name())
+            .collect();
         got.sort_unstable();
-        let want: Vec<&str> = q["drivers"].as_array().expect("drivers").iter().filter_map(Value::as_str).collect();
+        let want: Vec<&str> = q["drivers"]
+            .as_array()
+            .expect("drivers")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         assert_eq!(got, want, "{event} at {priority}");
     }
 }
@@ -242,9 +326,13 @@ fn filters_like_python() {
     let b = behaviour();
     let messages = b["filters"]["messages"].as_array().expect("messages");
     for case in b["filters"]["cases"].as_array().expect("cases") {
-        let spec: NotificationFilterSpec = serde_json::from_value(case["filter"].clone()).expect("spec");
+        let spec: NotificationFilterSpec =
+            serde_json::from_value(case["filter"].clone()).expect("spec");
         let f = spec.build().expect("valid regexes");
-        for (m, want) in messages.iter().zip(case["results"].as_array().expect("results")) {
+        for (m, want) in messages
+            .iter()
+            .zip(case["results"].as_array().expect("results"))
+        {
             let got = f.matches(
                 &obj(&m["ctxt"]),
                 &m["publisher_id"],
@@ -272,7 +360,10 @@ async fn dispatch_order_and_results_like_python() {
                 let prio: Priority = p.as_str().expect("priority").parse().expect("priority");
                 let (calls, ep_name, answer) = (calls.clone(), ep_name.clone(), answer.clone());
                 ep = ep.on(prio, move |n: Notification| {
-                    calls.lock().expect("lock").push(format!("{ep_name}.{}", n.priority));
+                    calls
+                        .lock()
+                        .expect("lock")
+                        .push(format!("{ep_name}.{}", n.priority));
                     let answer = answer.clone();
                     async move {
                         match answer.as_deref() {
@@ -285,18 +376,29 @@ async fn dispatch_order_and_results_like_python() {
                 });
             }
             if !e["filter"].is_null() {
-                let spec: NotificationFilterSpec = serde_json::from_value(e["filter"].clone()).expect("spec");
+                let spec: NotificationFilterSpec =
+                    serde_json::from_value(e["filter"].clone()).expect("spec");
                 ep = ep.filter(spec.build().expect("regex"));
             }
             endpoints.push(Arc::new(ep));
         }
         let d = NotificationDispatcher::new(endpoints, None);
-        let want_prios: Vec<&str> =
-            s["supported_priorities"].as_array().expect("prios").iter().filter_map(Value::as_str).collect();
-        let got_prios: Vec<&str> = d.supported_priorities().iter().map(|p| p.as_lower()).collect();
+        let want_prios: Vec<&str> = s["supported_priorities"]
+            .as_array()
+            .expect("prios")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let got_prios: Vec<&str> = d
+            .supported_priorities()
+            .iter()
+            .map(|p| p.as_lower())
+            .collect();
         assert_eq!(got_prios, want_prios, "{name}");
-        let message = obj(&json!({"message_id": "m", "publisher_id": "p", "event_type": "ev",
-                                  "priority": s["priority"], "payload": {}, "timestamp": "t"}));
+        let message = obj(
+            &json!({"message_id": "m", "publisher_id": "p", "event_type": "ev",
+                                  "priority": s["priority"], "payload": {}, "timestamp": "t"}),
+        );
         let result = d.dispatch(JsonObject::new(), &message).await;
         assert_eq!(
             result == NotificationResult::Requeue,
@@ -304,7 +406,12 @@ async fn dispatch_order_and_results_like_python() {
             "{name}: result {result:?} vs Python {}",
             s["result"]
         );
-        let want_calls: Vec<&str> = s["calls"].as_array().expect("calls").iter().filter_map(Value::as_str).collect();
+        let want_calls: Vec<&str> = s["calls"]
+            .as_array()
+            .expect("calls")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         assert_eq!(*calls.lock().expect("lock"), want_calls, "{name}");
     }
 }
@@ -332,14 +439,20 @@ fn log_driver_text_like_python() {
             if event.metadata().target() == "oslo.messaging.notification" {
                 let mut v = MessageVisitor(String::new());
                 event.record(&mut v);
-                self.0.lock().expect("lock").push((*event.metadata().level(), v.0));
+                self.0
+                    .lock()
+                    .expect("lock")
+                    .push((*event.metadata().level(), v.0));
             }
         }
     }
     let seen = Seen::default();
     let subscriber = tracing_subscriber::registry().with(seen.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
 
     let b = behaviour();
     let cases = b["log"].as_array().expect("log cases");
@@ -347,9 +460,14 @@ fn log_driver_text_like_python() {
         let (transport, _) = fake("fx-log").await;
         for case in cases {
             let m = &case["message"];
-            let priority: Priority = case["priority"].as_str().expect("priority").parse().expect("priority");
+            let priority: Priority = case["priority"]
+                .as_str()
+                .expect("priority")
+                .parse()
+                .expect("priority");
             let text = m["timestamp"].as_str().expect("timestamp").to_owned();
-            let clock = NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f").expect("timestamp");
+            let clock =
+                NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f").expect("timestamp");
             let id = m["message_id"].as_str().expect("id").to_owned();
             let mut builder = Notifier::builder(transport.clone())
                 .driver(NotifierDriver::Log)
@@ -360,7 +478,12 @@ fn log_driver_text_like_python() {
             }
             let notifier = builder.build();
             notifier
-                .notify(priority, &Context::new(), m["event_type"].as_str().expect("event"), m["payload"].clone())
+                .notify(
+                    priority,
+                    &Context::new(),
+                    m["event_type"].as_str().expect("event"),
+                    m["payload"].clone(),
+                )
                 .await
                 .expect("logged");
         }
@@ -370,7 +493,11 @@ fn log_driver_text_like_python() {
     for (case, (level, text)) in cases.iter().zip(seen) {
         // Python logs the message with the priority it was given, so
         // compare with the message text after fixing the priority field.
-        let priority: Priority = case["priority"].as_str().expect("priority").parse().expect("priority");
+        let priority: Priority = case["priority"]
+            .as_str()
+            .expect("priority")
+            .parse()
+            .expect("priority");
         let python_text = case["text"].as_str().expect("text");
         let mut python_msg: JsonObject = serde_json::from_str(python_text).expect("python JSON");
         python_msg.insert("priority".into(), json!(priority.as_upper()));

@@ -1,5 +1,7 @@
 //! Notification listener behaviour on fake:// (test cases G 82-93).
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{eventually, fake, within};
@@ -7,8 +9,8 @@ use om_driver_api::om_core::envelope::{self, Format};
 use om_driver_api::om_core::{Context, JsonObject, Priority, Target, Value};
 use om_driver_api::BoxFuture;
 use om_notify::{
-    Endpoint, Notification, NotificationEndpoint, NotificationFilter, NotificationListener, NotificationResult,
-    Notifier, NotifierDriver,
+    Endpoint, Notification, NotificationEndpoint, NotificationFilter, NotificationListener,
+    NotificationResult, Notifier, NotifierDriver,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -70,25 +72,48 @@ async fn endpoint_receives_ctxt_publisher_event_payload_and_metadata() {
     let sink = om_notify::TestSink::new();
     let n = Notifier::builder(transport.clone())
         .publisher_id("compute.host1")
-        .drivers([NotifierDriver::MessagingV2, NotifierDriver::Test(sink.clone())])
+        .drivers([
+            NotifierDriver::MessagingV2,
+            NotifierDriver::Test(sink.clone()),
+        ])
         .topics(["fields"])
         .build();
-    let ctxt = Context::new().with("user", "u1").with("auth_token", "secret");
-    n.info(&ctxt, "compute.instance.create.end", json!({"id": 7, "name": "vm"}))
-        .await
-        .expect("sent");
+    let ctxt = Context::new()
+        .with("user", "u1")
+        .with("auth_token", "secret");
+    n.info(
+        &ctxt,
+        "compute.instance.create.end",
+        json!({"id": 7, "name": "vm"}),
+    )
+    .await
+    .expect("sent");
     eventually(5, "delivery", || len(&got) == 1).await;
     let sent = sink.take().remove(0);
     let r = got.lock().expect("lock").remove(0);
-    assert_eq!(r.payload, Instance { id: 7, name: "vm".into() });
+    assert_eq!(
+        r.payload,
+        Instance {
+            id: 7,
+            name: "vm".into()
+        }
+    );
     assert_eq!(r.publisher_id.as_deref(), Some("compute.host1"));
     assert_eq!(r.event_type, "compute.instance.create.end");
     assert_eq!(r.priority, Priority::Info);
     assert_eq!(r.metadata.message_id.as_deref(), sent.message_id());
     assert_eq!(r.metadata.timestamp.as_deref(), sent.timestamp());
     assert_eq!(r.ctxt.get_str("user"), Some("u1"));
-    assert_eq!(r.ctxt.get("auth_token"), Some(&Value::Null), "redacted on send");
-    assert_eq!(r.ctxt.get("client_timeout"), Some(&Value::Null), "as oslo's rabbit driver");
+    assert_eq!(
+        r.ctxt.get("auth_token"),
+        Some(&Value::Null),
+        "redacted on send"
+    );
+    assert_eq!(
+        r.ctxt.get("client_timeout"),
+        Some(&Value::Null),
+        "as oslo's rabbit driver"
+    );
     listener.stop().await;
     within(listener.wait()).await;
 }
@@ -108,8 +133,15 @@ async fn subscribes_only_to_implemented_priorities() {
         .build()
         .expect("listener");
     assert_eq!(
-        listener.subscriptions().iter().map(|(t, p)| (t.topic.clone(), *p)).collect::<Vec<_>>(),
-        vec![(Some("prios".into()), Priority::Info), (Some("prios".into()), Priority::Warn)]
+        listener
+            .subscriptions()
+            .iter()
+            .map(|(t, p)| (t.topic.clone(), *p))
+            .collect::<Vec<_>>(),
+        vec![
+            (Some("prios".into()), Priority::Info),
+            (Some("prios".into()), Priority::Warn)
+        ]
     );
     listener.start().await.expect("start");
     assert!(broker.has_queue("prios.info") && broker.has_queue("prios.warn"));
@@ -119,7 +151,10 @@ async fn subscribes_only_to_implemented_priorities() {
     n.sample(&c, "cpu", 70).await.expect("sent");
     n.info(&c, "e", 1).await.expect("sent");
     n.warn(&c, "e", 2).await.expect("sent");
-    eventually(5, "info and warn", || len(&infos) == 1 && warns.load(Ordering::SeqCst) == 1).await;
+    eventually(5, "info and warn", || {
+        len(&infos) == 1 && warns.load(Ordering::SeqCst) == 1
+    })
+    .await;
     // The sample notification stays queued (the notifier declared its queue).
     assert_eq!(broker.queue_len("prios.sample"), Some(1));
     listener.stop().await;
@@ -140,22 +175,46 @@ async fn pools_each_get_every_message_and_members_of_a_pool_share() {
         }
         builder.build().expect("listener")
     };
-    let listeners = [mk(&a1, Some("poolA")), mk(&a2, Some("poolA")), mk(&b, Some("poolB")), mk(&nopool, None)];
+    let listeners = [
+        mk(&a1, Some("poolA")),
+        mk(&a2, Some("poolA")),
+        mk(&b, Some("poolB")),
+        mk(&nopool, None),
+    ];
     for l in &listeners {
         l.start().await.expect("start");
     }
     assert_eq!(broker.consumer_count("poolA"), Some(2));
-    assert_eq!(broker.bindings("openstack").iter().filter(|(k, q)| k == "pooled.info" && q == "poolA").count(), 1);
+    assert_eq!(
+        broker
+            .bindings("openstack")
+            .iter()
+            .filter(|(k, q)| k == "pooled.info" && q == "poolA")
+            .count(),
+        1
+    );
     let n = notifier(&transport, "pooled");
     for i in 0..20 {
         n.info(&Context::new(), "e", i).await.expect("sent");
     }
-    eventually(5, "every copy", || len(&a1) + len(&a2) == 20 && len(&b) == 20 && len(&nopool) == 20).await;
-    assert!(len(&a1) > 0 && len(&a2) > 0, "both pool members received some: {} / {}", len(&a1), len(&a2));
+    eventually(5, "every copy", || {
+        len(&a1) + len(&a2) == 20 && len(&b) == 20 && len(&nopool) == 20
+    })
+    .await;
+    assert!(
+        len(&a1) > 0 && len(&a2) > 0,
+        "both pool members received some: {} / {}",
+        len(&a1),
+        len(&a2)
+    );
     let mut all: Vec<Value> = a1.lock().expect("lock").clone();
     all.extend(a2.lock().expect("lock").iter().cloned());
     all.sort_by_key(|v| v.as_i64());
-    assert_eq!(all, (0..20).map(|i| json!(i)).collect::<Vec<_>>(), "each message once within the pool");
+    assert_eq!(
+        all,
+        (0..20).map(|i| json!(i)).collect::<Vec<_>>(),
+        "each message once within the pool"
+    );
     for l in &listeners {
         l.stop().await;
         within(l.wait()).await;
@@ -217,8 +276,14 @@ async fn requeue_delivers_again_when_allowed() {
         .expect("listener");
     assert!(listener.allow_requeue());
     listener.start().await.expect("start");
-    notifier(&transport, "rq").info(&Context::new(), "e", 1).await.expect("sent");
-    eventually(5, "processed a third time", || calls.load(Ordering::SeqCst) == 3).await;
+    notifier(&transport, "rq")
+        .info(&Context::new(), "e", 1)
+        .await
+        .expect("sent");
+    eventually(5, "processed a third time", || {
+        calls.load(Ordering::SeqCst) == 3
+    })
+    .await;
     listener.stop().await;
     within(listener.wait()).await;
     assert_eq!(calls.load(Ordering::SeqCst), 3);
@@ -236,13 +301,20 @@ async fn requeue_is_acknowledged_when_not_allowed() {
         .build()
         .expect("listener");
     listener.start().await.expect("start");
-    notifier(&transport, "norq").info(&Context::new(), "e", 1).await.expect("sent");
+    notifier(&transport, "norq")
+        .info(&Context::new(), "e", 1)
+        .await
+        .expect("sent");
     eventually(5, "processed", || calls.load(Ordering::SeqCst) == 1).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     listener.stop().await;
     within(listener.wait()).await;
     assert_eq!(calls.load(Ordering::SeqCst), 1, "not redelivered");
-    assert_eq!(broker.queue_len("norq.info"), Some(0), "acknowledged (dropped)");
+    assert_eq!(
+        broker.queue_len("norq.info"),
+        Some(0),
+        "acknowledged (dropped)"
+    );
 }
 
 #[tokio::test]
@@ -266,7 +338,10 @@ async fn endpoint_error_and_panic_count_as_requeue() {
         .build()
         .expect("listener");
     listener.start().await.expect("start");
-    notifier(&transport, "errs").info(&Context::new(), "e", 1).await.expect("sent");
+    notifier(&transport, "errs")
+        .info(&Context::new(), "e", 1)
+        .await
+        .expect("sent");
     eventually(5, "third delivery", || calls.load(Ordering::SeqCst) == 3).await;
     listener.stop().await;
     within(listener.wait()).await;
@@ -286,10 +361,24 @@ async fn first_endpoint_requeue_skips_the_second() {
         .build()
         .expect("listener");
     listener.start().await.expect("start");
-    notifier(&transport, "order").info(&Context::new(), "e", "m").await.expect("sent");
-    eventually(5, "second delivery reaches the second endpoint", || len(&second_saw) == 1).await;
-    assert_eq!(first.load(Ordering::SeqCst), 2, "first endpoint saw both deliveries");
-    assert_eq!(len(&second_saw), 1, "second endpoint skipped on the requeued delivery");
+    notifier(&transport, "order")
+        .info(&Context::new(), "e", "m")
+        .await
+        .expect("sent");
+    eventually(5, "second delivery reaches the second endpoint", || {
+        len(&second_saw) == 1
+    })
+    .await;
+    assert_eq!(
+        first.load(Ordering::SeqCst),
+        2,
+        "first endpoint saw both deliveries"
+    );
+    assert_eq!(
+        len(&second_saw),
+        1,
+        "second endpoint skipped on the requeued delivery"
+    );
     listener.stop().await;
     within(listener.wait()).await;
 }
@@ -301,13 +390,21 @@ async fn filters_skip_an_endpoint_but_not_the_others() {
     let listener = NotificationListener::builder(transport.clone())
         .target(Target::new("filt"))
         .endpoint(
-            recording_info(&compute_only)
-                .filter(NotificationFilter::builder().event_type("^compute\\.").build().expect("regex")),
+            recording_info(&compute_only).filter(
+                NotificationFilter::builder()
+                    .event_type("^compute\\.")
+                    .build()
+                    .expect("regex"),
+            ),
         )
         .endpoint(recording_info(&everything))
         .endpoint(
-            recording_info(&tenant_abc)
-                .filter(NotificationFilter::builder().context("tenant", "^abc$").build().expect("regex")),
+            recording_info(&tenant_abc).filter(
+                NotificationFilter::builder()
+                    .context("tenant", "^abc$")
+                    .build()
+                    .expect("regex"),
+            ),
         )
         .build()
         .expect("listener");
@@ -316,14 +413,27 @@ async fn filters_skip_an_endpoint_but_not_the_others() {
         .driver(NotifierDriver::MessagingV2)
         .topics(["filt"])
         .build();
-    n.info(&Context::new().with("tenant", "abc"), "compute.start", 1).await.expect("sent");
+    n.info(&Context::new().with("tenant", "abc"), "compute.start", 1)
+        .await
+        .expect("sent");
     n.info(&Context::new(), "network.x", 2).await.expect("sent");
-    n.info(&Context::new().with("tenant", 5), "compute.y", 3).await.expect("sent");
-    n.info(&Context::new().with("tenant", "abcd"), "xcompute.", 4).await.expect("sent");
-    eventually(5, "all to the unfiltered endpoint", || len(&everything) == 4).await;
+    n.info(&Context::new().with("tenant", 5), "compute.y", 3)
+        .await
+        .expect("sent");
+    n.info(&Context::new().with("tenant", "abcd"), "xcompute.", 4)
+        .await
+        .expect("sent");
+    eventually(5, "all to the unfiltered endpoint", || {
+        len(&everything) == 4
+    })
+    .await;
     let vals = |l: &Log<Value>| l.lock().expect("lock").clone();
     assert_eq!(vals(&compute_only), vec![json!(1), json!(3)]);
-    assert_eq!(vals(&tenant_abc), vec![json!(1)], "missing key and non-string value never match");
+    assert_eq!(
+        vals(&tenant_abc),
+        vec![json!(1)],
+        "missing key and non-string value never match"
+    );
     listener.stop().await;
     within(listener.wait()).await;
 }
@@ -351,27 +461,50 @@ async fn unknown_priority_is_acknowledged_without_calling_endpoints() {
         body.insert(k.into(), v);
     }
     let raw = envelope::encode(&body, Format::V2).expect("encode");
-    assert_eq!(broker.publish_raw("openstack", "unk.info", raw).expect("published"), 1);
+    assert_eq!(
+        broker
+            .publish_raw("openstack", "unk.info", raw)
+            .expect("published"),
+        1
+    );
     // "warning" is not a priority either.
     body.insert("priority".into(), json!("warning"));
     broker
-        .publish_raw("openstack", "unk.info", envelope::encode(&body, Format::V1).expect("encode"))
+        .publish_raw(
+            "openstack",
+            "unk.info",
+            envelope::encode(&body, Format::V1).expect("encode"),
+        )
         .expect("published");
     // A good one after them proves they were processed.
     body.insert("priority".into(), json!("Info"));
     body.insert("payload".into(), json!("good"));
     broker
-        .publish_raw("openstack", "unk.info", envelope::encode(&body, Format::V1).expect("encode"))
+        .publish_raw(
+            "openstack",
+            "unk.info",
+            envelope::encode(&body, Format::V1).expect("encode"),
+        )
         .expect("published");
     eventually(5, "good message", || len(&got) == 1).await;
     eventually(5, "all settled", || broker.unacked_len("unk.info") == 0).await;
     assert_eq!(got.lock().expect("lock")[0], json!("good"));
-    assert_eq!(broker.queue_len("unk.info"), Some(0), "unknown priorities acknowledged");
+    assert_eq!(
+        broker.queue_len("unk.info"),
+        Some(0),
+        "unknown priorities acknowledged"
+    );
     // Malformed bodies are skipped; the listener goes on.
-    broker.publish_raw("openstack", "unk.info", b"not json".to_vec()).expect("published");
+    broker
+        .publish_raw("openstack", "unk.info", b"not json".to_vec())
+        .expect("published");
     body.insert("payload".into(), json!("after junk"));
     broker
-        .publish_raw("openstack", "unk.info", envelope::encode(&body, Format::V1).expect("encode"))
+        .publish_raw(
+            "openstack",
+            "unk.info",
+            envelope::encode(&body, Format::V1).expect("encode"),
+        )
         .expect("published");
     eventually(5, "message after junk", || len(&got) == 2).await;
     listener.stop().await;
@@ -409,7 +542,11 @@ async fn stop_and_wait_lose_nothing() {
     let processed = done.load(Ordering::SeqCst);
     let left = broker.queue_len("slow.info").expect("queue exists");
     assert_eq!(broker.unacked_len("slow.info"), 0, "nothing left half-done");
-    assert_eq!(processed + left, 50, "processed {processed} + queued {left}");
+    assert_eq!(
+        processed + left,
+        50,
+        "processed {processed} + queued {left}"
+    );
     assert!(left > 0, "stop really stopped taking messages");
 
     // A restarted listener takes the rest.
@@ -477,7 +614,11 @@ async fn lifecycle_edges() {
     assert!(!waiter.1.is_finished());
     waiter.0.stop().await;
     within(waiter.1).await.expect("waiter finished");
-    waiter.0.wait_timeout(Duration::from_secs(1)).await.expect("already done");
+    waiter
+        .0
+        .wait_timeout(Duration::from_secs(1))
+        .await
+        .expect("already done");
 }
 
 #[tokio::test]
@@ -499,7 +640,10 @@ async fn build_errors() {
         .build()
         .unwrap_err();
     assert_eq!(e.oslo_name(), "ConfigurationError");
-    let e = NotificationFilter::builder().publisher_id("[").build().unwrap_err();
+    let e = NotificationFilter::builder()
+        .publisher_id("[")
+        .build()
+        .unwrap_err();
     assert_eq!(e.oslo_name(), "ConfigurationError");
 }
 
@@ -522,7 +666,10 @@ async fn requeue_needs_a_driver_that_can() {
         ) -> om_driver_api::om_core::Result<Option<om_driver_api::ReplyStream>> {
             self.0.send(r).await
         }
-        async fn send_notification(&self, n: om_driver_api::Notification) -> om_driver_api::om_core::Result<()> {
+        async fn send_notification(
+            &self,
+            n: om_driver_api::Notification,
+        ) -> om_driver_api::om_core::Result<()> {
             self.0.send_notification(n).await
         }
         async fn listen(
@@ -584,7 +731,10 @@ async fn trait_endpoint_and_targets_on_two_exchanges() {
         }
         fn handle<'a>(&'a self, n: &'a Notification) -> BoxFuture<'a, NotificationResult> {
             Box::pin(async move {
-                self.seen.lock().expect("lock").push((n.event_type.clone(), n.priority));
+                self.seen
+                    .lock()
+                    .expect("lock")
+                    .push((n.event_type.clone(), n.priority));
                 NotificationResult::Handled
             })
         }
@@ -595,7 +745,10 @@ async fn trait_endpoint_and_targets_on_two_exchanges() {
         .targets([Target::new("t1"), Target::new("t2").with_exchange("nova")])
         .endpoint(Audit {
             seen: seen.clone(),
-            filter: NotificationFilter::builder().publisher_id("^compute").build().expect("regex"),
+            filter: NotificationFilter::builder()
+                .publisher_id("^compute")
+                .build()
+                .expect("regex"),
         })
         .pool("auditors")
         .build()
@@ -603,17 +756,34 @@ async fn trait_endpoint_and_targets_on_two_exchanges() {
     listener.start().await.expect("start");
     let mut bindings = broker.bindings("nova");
     bindings.retain(|(_, q)| q == "auditors");
-    assert_eq!(bindings, vec![("t2.audit".into(), "auditors".into()), ("t2.error".into(), "auditors".into())]);
+    assert_eq!(
+        bindings,
+        vec![
+            ("t2.audit".into(), "auditors".into()),
+            ("t2.error".into(), "auditors".into())
+        ]
+    );
     let n = notifier(&transport, "t1");
     n.audit(&Context::new(), "a1", 1).await.expect("sent");
     n.error(&Context::new(), "e1", 1).await.expect("sent");
-    n.prepare().publisher_id("network.h").build().audit(&Context::new(), "skipped", 1).await.expect("sent");
+    n.prepare()
+        .publisher_id("network.h")
+        .build()
+        .audit(&Context::new(), "skipped", 1)
+        .await
+        .expect("sent");
     eventually(5, "two accepted", || len(&seen) == 2).await;
     listener.stop().await;
     within(listener.wait()).await;
     let mut got = seen.lock().expect("lock").clone();
     got.sort();
-    assert_eq!(got, vec![("a1".to_owned(), Priority::Audit), ("e1".to_owned(), Priority::Error)]);
+    assert_eq!(
+        got,
+        vec![
+            ("a1".to_owned(), Priority::Audit),
+            ("e1".to_owned(), Priority::Error)
+        ]
+    );
 }
 
 #[tokio::test]
@@ -636,10 +806,17 @@ async fn typed_payload_mismatch_counts_as_requeue() {
         .expect("listener");
     listener.start().await.expect("start");
     let n = notifier(&transport, "typed");
-    n.info(&Context::new(), "e", json!({"id": "not a number"})).await.expect("sent");
-    n.info(&Context::new(), "e", json!({"id": 3})).await.expect("sent");
+    n.info(&Context::new(), "e", json!({"id": "not a number"}))
+        .await
+        .expect("sent");
+    n.info(&Context::new(), "e", json!({"id": 3}))
+        .await
+        .expect("sent");
     eventually(5, "good one handled", || calls.load(Ordering::SeqCst) == 1).await;
-    eventually(5, "bad one settled", || broker.unacked_len("typed.info") == 0).await;
+    eventually(5, "bad one settled", || {
+        broker.unacked_len("typed.info") == 0
+    })
+    .await;
     // Without allow_requeue the bad one is acknowledged (dropped).
     assert_eq!(broker.queue_len("typed.info"), Some(0));
     listener.stop().await;

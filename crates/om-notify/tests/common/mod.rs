@@ -18,7 +18,10 @@ pub async fn fake(vhost: &str) -> (Transport, FakeBroker) {
 pub async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -32,8 +35,8 @@ pub async fn within<T>(fut: impl Future<Output = T>) -> T {
 
 use om_driver_api::om_core::{Priority, Result, Target, TransportUrl};
 use om_driver_api::{
-    Capabilities, Driver, DriverConfig, DynDriver, ListenOptions, Listener, Notification, ReplyStream,
-    RpcRequest,
+    Capabilities, Driver, DriverConfig, DynDriver, ListenOptions, Listener, Notification,
+    ReplyStream, RpcRequest,
 };
 use std::sync::{Arc, Mutex};
 
@@ -49,10 +52,19 @@ impl Recording {
     /// A recording transport on fake virtual host `vhost`.
     pub fn transport(vhost: &str, fail: bool) -> (Transport, Arc<Mutex<Vec<Notification>>>) {
         let url = TransportUrl::parse(&format!("fake:///{vhost}")).expect("url");
-        let inner: Arc<dyn DynDriver> = Arc::new(om_driver_api::fake::FakeDriver::new(&DriverConfig::new(url.clone())));
+        let inner: Arc<dyn DynDriver> = Arc::new(om_driver_api::fake::FakeDriver::new(
+            &DriverConfig::new(url.clone()),
+        ));
         let sent = Arc::new(Mutex::new(Vec::new()));
-        let rec = Recording { inner, sent: sent.clone(), fail };
-        (Transport::from_driver(Arc::new(rec), url, "openstack"), sent)
+        let rec = Recording {
+            inner,
+            sent: sent.clone(),
+            fail,
+        };
+        (
+            Transport::from_driver(Arc::new(rec), url, "openstack"),
+            sent,
+        )
     }
 }
 
@@ -69,10 +81,9 @@ impl Driver for Recording {
     async fn send_notification(&self, notification: Notification) -> Result<()> {
         self.sent.lock().expect("lock").push(notification.clone());
         if self.fail {
-            return Err(om_driver_api::om_core::Error::MessageDeliveryFailure(format!(
-                "gave up on {}",
-                notification.target
-            )));
+            return Err(om_driver_api::om_core::Error::MessageDeliveryFailure(
+                format!("gave up on {}", notification.target),
+            ));
         }
         self.inner.send_notification(notification).await
     }
@@ -85,7 +96,9 @@ impl Driver for Recording {
         pool: Option<String>,
         options: ListenOptions,
     ) -> Result<Box<dyn Listener>> {
-        self.inner.listen_for_notifications(targets, pool, options).await
+        self.inner
+            .listen_for_notifications(targets, pool, options)
+            .await
     }
     async fn cleanup(&self) {
         self.inner.cleanup().await
