@@ -38,8 +38,10 @@
 //! `conn_pool_ttl`, which older oslo.messaging releases had, are checked
 //! and ignored. om adds `auto_offset_reset`, `session_timeout_ms`,
 //! `heartbeat_interval_ms`, `metadata_refresh_interval_ms`,
-//! `create_topics`, `topic_partitions`, `topic_replication_factor` and
-//! `listener_join_timeout` (see below). Any other key, or a value of the
+//! `create_topics`, `topic_partitions`, `topic_replication_factor`,
+//! `listener_join_timeout` (see below) and `max_message_bytes` (the
+//! producer's `message.max.bytes`, 16 MiB instead of librdkafka's 1 MB, so
+//! large notifications are limited by the broker only). Any other key, or a value of the
 //! wrong type or outside the choices, fails `Transport` creation with a
 //! `Configuration` error naming the key. Two small departures from Python's
 //! property list, without effect on the wire: `sasl.mechanism` is set only
@@ -84,6 +86,9 @@
 //!   object (no `client_timeout` key, unlike RabbitMQ). A record without
 //!   `_context` gets an empty context (Python fails on it); a record that is
 //!   not JSON is reported as an `Err` item of the listener and skipped.
+//!   Kafka records have no `_unique_id`; the incoming message's `unique_id`
+//!   is the record's coordinates `<topic>:<partition>:<offset>`, which stay
+//!   the same when a record is delivered again.
 //! * **Acknowledging commits, after handling.** A record's offset is
 //!   committed only once the record was acknowledged, and only when every
 //!   earlier record of its partition was acknowledged too, so nothing is

@@ -665,8 +665,12 @@ fn run(
                             offset,
                             generation,
                         });
+                        // The record's coordinates identify it, also when
+                        // it is delivered again (for duplicate detection).
+                        let unique_id = format!("{}:{}:{offset}", tp.0, tp.1);
                         Item::Message {
-                            msg: IncomingMessage::new(ctxt, message, handle),
+                            msg: IncomingMessage::new(ctxt, message, handle)
+                                .with_unique_id(Some(unique_id)),
                             tp,
                             generation,
                         }

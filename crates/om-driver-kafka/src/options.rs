@@ -42,6 +42,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "topic_partitions",
     "topic_replication_factor",
     "listener_join_timeout",
+    "max_message_bytes",
 ];
 
 /// `compression_codec`: how the producer compresses record batches.
@@ -206,6 +207,13 @@ pub struct KafkaOptions {
     /// returned anyway (it keeps trying) and a warning is logged; 0 returns
     /// at once.
     pub listener_join_timeout: Duration,
+    /// *om* `max_message_bytes` (16777216): the producer's
+    /// `message.max.bytes`, the largest record it sends. librdkafka's
+    /// default (1000000, which Python keeps) refuses notifications of about
+    /// 1 MB and more; the broker has its own limit (Kafka's
+    /// `message.max.bytes` / the topic's `max.message.bytes`, 1 MiB by
+    /// default), which still applies.
+    pub max_message_bytes: u32,
 }
 
 impl Default for KafkaOptions {
@@ -233,6 +241,7 @@ impl Default for KafkaOptions {
             topic_partitions: -1,
             topic_replication_factor: -1,
             listener_join_timeout: Duration::from_secs(30),
+            max_message_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -268,6 +277,7 @@ impl fmt::Debug for KafkaOptions {
             .field("topic_partitions", &self.topic_partitions)
             .field("topic_replication_factor", &self.topic_replication_factor)
             .field("listener_join_timeout", &self.listener_join_timeout)
+            .field("max_message_bytes", &self.max_message_bytes)
             .finish()
     }
 }
@@ -424,6 +434,7 @@ impl KafkaOptions {
                     }
                 }
                 "listener_join_timeout" => o.listener_join_timeout = parse_seconds(k, raw)?,
+                "max_message_bytes" => o.max_message_bytes = parse_u32(k, raw, 1000)?,
                 _ => {
                     return Err(Error::Configuration(format!(
                         "[{GROUP}] unknown option {key:?}; the kafka driver knows: {}",
@@ -554,6 +565,7 @@ pub(crate) fn producer_config(opts: &KafkaOptions, ep: &Endpoint) -> ClientConfi
     );
     c.set("batch.num.messages", opts.producer_batch_size.to_string());
     c.set("compression.codec", opts.compression_codec.as_str());
+    c.set("message.max.bytes", opts.max_message_bytes.to_string());
     c
 }
 

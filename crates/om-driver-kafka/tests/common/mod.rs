@@ -104,10 +104,17 @@ pub async fn listen(
         .iter()
         .map(|p| (Target::new(topic), *p))
         .collect();
-    t.driver()
+    let started = Instant::now();
+    let l = t
+        .driver()
         .listen_for_notifications(targets, pool.map(str::to_owned), ListenOptions::default())
         .await
-        .expect("listen for notifications")
+        .expect("listen for notifications");
+    println!(
+        "listener on {topic} (pool {pool:?}) ready in {:?}",
+        started.elapsed()
+    );
+    l
 }
 
 /// The next message within `limit`, or `None`.
