@@ -249,6 +249,7 @@ pub(crate) fn take_string(msg: &mut JsonObject, key: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -337,7 +337,7 @@ impl RabbitOptions {
                 self.kombu_reconnect_delay
             )));
         }
-        if !(self.kombu_reconnect_splay >= 0.0) {
+        if self.kombu_reconnect_splay.is_nan() || self.kombu_reconnect_splay < 0.0 {
             return Err(Error::Configuration(format!(
                 "option kombu_reconnect_splay of [oslo_messaging_rabbit]: {} is below 0.0",
                 self.kombu_reconnect_splay
@@ -522,6 +522,7 @@ pub(crate) fn amqp_int(v: i64) -> AMQPValue {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -11,11 +11,10 @@ use om_driver_api::{
     Driver, ListenOptions, Listener, Notification, ReplyEvent, Retry, RpcRequest, TransportOptions,
 };
 use serde_json::json;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// Both tests stop node 2: run them one at a time.
-static NODE2: Mutex<()> = Mutex::new(());
+static NODE2: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Starts the node again if the test stopped it and did not restart it.
 struct Restart {
@@ -78,7 +77,7 @@ async fn listeners_and_clients_survive_a_broker_restart() {
     let Some(ctl) = env_or_skip("OM_RABBIT2_CTL") else {
         return;
     };
-    let _serial = NODE2.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = NODE2.lock().await;
     let mut restart = Restart {
         ctl,
         stopped: false,
@@ -172,7 +171,7 @@ async fn sends_fail_over_to_the_second_host() {
     let Some(ctl) = env_or_skip("OM_RABBIT2_CTL") else {
         return;
     };
-    let _serial = NODE2.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = NODE2.lock().await;
     let mut restart = Restart {
         ctl,
         stopped: false,
