@@ -4,7 +4,8 @@
 use crate::error::RemoteException;
 use om_driver_api::om_core::context::json_kind;
 use om_driver_api::om_core::{
-    version, Context, DynSerializer, Error, JsonObject, NoOpSerializer, RemoteError, Result, Target, Value,
+    version, Context, DynSerializer, Error, JsonObject, NoOpSerializer, RemoteError, Result,
+    Target, Value,
 };
 use om_driver_api::{ReplyEvent, Retry, RpcRequest, Transport, TransportOptions};
 use serde::de::DeserializeOwned;
@@ -339,7 +340,12 @@ impl Prepare<'_> {
     }
 
     /// Builds, then [`RpcClient::call`].
-    pub async fn call<A: Serialize, R: DeserializeOwned>(self, ctxt: &Context, method: &str, args: A) -> Result<R> {
+    pub async fn call<A: Serialize, R: DeserializeOwned>(
+        self,
+        ctxt: &Context,
+        method: &str,
+        args: A,
+    ) -> Result<R> {
         self.build()?.call(ctxt, method, args).await
     }
 
@@ -455,7 +461,12 @@ impl RpcClient {
     /// monitor expires (the overall timeout also bounds publishing);
     /// [`Error::Remote`] for the remote method's failure; driver errors as
     /// they come.
-    pub async fn call<A: Serialize, R: DeserializeOwned>(&self, ctxt: &Context, method: &str, args: A) -> Result<R> {
+    pub async fn call<A: Serialize, R: DeserializeOwned>(
+        &self,
+        ctxt: &Context,
+        method: &str,
+        args: A,
+    ) -> Result<R> {
         let value = self.call_value(ctxt, method, args).await?;
         serde_json::from_value(value).map_err(|e| {
             Error::Serialization(format!("cannot deserialize the result of {method}(): {e}"))
@@ -463,7 +474,12 @@ impl RpcClient {
     }
 
     /// [`RpcClient::call`] returning the raw JSON result.
-    pub async fn call_value<A: Serialize>(&self, ctxt: &Context, method: &str, args: A) -> Result<Value> {
+    pub async fn call_value<A: Serialize>(
+        &self,
+        ctxt: &Context,
+        method: &str,
+        args: A,
+    ) -> Result<Value> {
         let span = tracing::info_span!(
             "om_rpc.call",
             method,
@@ -473,7 +489,10 @@ impl RpcClient {
             outcome = Empty,
         );
         let start = Instant::now();
-        let result = self.do_call(ctxt, method, args, start, &span).instrument(span.clone()).await;
+        let result = self
+            .do_call(ctxt, method, args, start, &span)
+            .instrument(span.clone())
+            .await;
         record_outcome(&span, start, &result);
         result
     }
@@ -490,7 +509,10 @@ impl RpcClient {
             outcome = Empty,
         );
         let start = Instant::now();
-        let result = self.do_cast(ctxt, method, args).instrument(span.clone()).await;
+        let result = self
+            .do_cast(ctxt, method, args)
+            .instrument(span.clone())
+            .await;
         record_outcome(&span, start, &result);
         result
     }
@@ -519,7 +541,10 @@ impl RpcClient {
     ) -> Result<Value> {
         let s = &self.settings;
         if s.target.fanout {
-            return Err(Error::invalid_target("A call cannot be used with fanout", &s.target));
+            return Err(Error::invalid_target(
+                "A call cannot be used with fanout",
+                &s.target,
+            ));
         }
         let message = self.make_message(ctxt, method, args)?;
         let msg_ctxt = self.shared.serializer.serialize_context(ctxt)?;
@@ -534,7 +559,8 @@ impl RpcClient {
             .with_retry(s.retry)
             .with_transport_options(s.transport_options);
 
-        let sent = tokio::time::timeout_at(deadline, self.shared.transport.driver().send(request)).await;
+        let sent =
+            tokio::time::timeout_at(deadline, self.shared.transport.driver().send(request)).await;
         let stream = match sent {
             Err(_) => {
                 return Err(Error::MessagingTimeout {
@@ -582,7 +608,12 @@ impl RpcClient {
 
     /// Builds `{"method", "args", ["namespace"], ["version"]}` as oslo's
     /// `_make_message`, passing each argument through the serializer.
-    fn make_message<A: Serialize>(&self, ctxt: &Context, method: &str, args: A) -> Result<JsonObject> {
+    fn make_message<A: Serialize>(
+        &self,
+        ctxt: &Context,
+        method: &str,
+        args: A,
+    ) -> Result<JsonObject> {
         let raw = match serde_json::to_value(args)
             .map_err(|e| Error::Serialization(format!("cannot serialize the arguments of {method}(): {e}")))?
         {
@@ -619,7 +650,11 @@ impl RpcClient {
             return Ok(());
         }
         Err(Error::RpcVersionCap {
-            version: s.target.version.clone().unwrap_or_else(|| "None".to_owned()),
+            version: s
+                .target
+                .version
+                .clone()
+                .unwrap_or_else(|| "None".to_owned()),
             version_cap: s.version_cap.clone().unwrap_or_else(|| "None".to_owned()),
         })
     }
@@ -641,6 +676,7 @@ fn record_outcome<T>(span: &tracing::Span, start: Instant, result: &Result<T>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -659,14 +695,21 @@ mod tests {
     async fn message_shape() {
         let c = client(None, None).await;
         let m = c.make_message(&Context::new(), "echo", ()).unwrap();
-        assert_eq!(Value::Object(m), serde_json::json!({"method": "echo", "args": {}}));
+        assert_eq!(
+            Value::Object(m),
+            serde_json::json!({"method": "echo", "args": {}})
+        );
         let c = c.prepare().namespace("ns").version("1.3").build().unwrap();
-        let m = c.make_message(&Context::new(), "echo", serde_json::json!({"a": 1})).unwrap();
+        let m = c
+            .make_message(&Context::new(), "echo", serde_json::json!({"a": 1}))
+            .unwrap();
         assert_eq!(
             Value::Object(m),
             serde_json::json!({"method": "echo", "args": {"a": 1}, "namespace": "ns", "version": "1.3"})
         );
-        let e = c.make_message(&Context::new(), "echo", vec![1, 2]).unwrap_err();
+        let e = c
+            .make_message(&Context::new(), "echo", vec![1, 2])
+            .unwrap_err();
         assert!(matches!(e, Error::Serialization(_)), "{e}");
     }
 

@@ -90,7 +90,8 @@ impl RpcDispatcher {
                 tracing::warn!("ping is enabled but an endpoint already declares {PING_METHOD}; not adding the ping endpoint");
             } else {
                 endpoints.push(
-                    Endpoint::new().raw_method(PING_METHOD, |_ctx, _args| async { Ok(Value::from("pong")) }),
+                    Endpoint::new()
+                        .raw_method(PING_METHOD, |_ctx, _args| async { Ok(Value::from("pong")) }),
                 );
             }
         }
@@ -116,13 +117,20 @@ impl RpcDispatcher {
     /// context. Returns the serialized result, or the failure to send back
     /// (dispatch errors such as `NoSuchMethod` / `UnsupportedVersion`,
     /// `TypeError` for bad arguments, or the method's own error).
-    pub async fn dispatch(&self, ctxt: JsonObject, mut message: JsonObject) -> Result<Value, RemoteError> {
+    pub async fn dispatch(
+        &self,
+        ctxt: JsonObject,
+        mut message: JsonObject,
+    ) -> Result<Value, RemoteError> {
         let method_name = match message.get("method") {
             Some(Value::String(s)) => Some(s.clone()),
             _ => None,
         };
         let label = method_name.as_deref().unwrap_or("None");
-        match self.dispatch_inner(ctxt, &mut message, method_name.as_deref()).await {
+        match self
+            .dispatch_inner(ctxt, &mut message, method_name.as_deref())
+            .await
+        {
             Ok(v) => Ok(v),
             Err(e) => Err(e.into_remote(label)),
         }
@@ -159,7 +167,10 @@ impl RpcDispatcher {
             if !ns_ok {
                 continue;
             }
-            if !version::is_compatible(Some(t.version.as_deref().unwrap_or("1.0")), version.as_deref()) {
+            if !version::is_compatible(
+                Some(t.version.as_deref().unwrap_or("1.0")),
+                version.as_deref(),
+            ) {
                 continue;
             }
             let Some(name) = method_name else {
@@ -216,7 +227,9 @@ impl RpcDispatcher {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_else(|| "endpoint method panicked".to_owned());
-                return Err(HandlerError::runtime_error(format!("endpoint method panicked: {what}")));
+                return Err(HandlerError::runtime_error(format!(
+                    "endpoint method panicked: {what}"
+                )));
             }
         };
         Ok(self.serializer.serialize_entity(&ctxt, result)?)
@@ -229,17 +242,23 @@ impl RpcDispatcher {
     /// that interval is at least one second), then sends the final reply
     /// for calls. Casts get no reply; their failures are only logged.
     ///
-    /// Returns the dispatch outcome (what was, or would have been, replied).
-    /// Reply failures are logged, never returned: replying is best effort,
-    /// as in oslo.
-    pub async fn handle_incoming(&self, mut incoming: IncomingMessage) -> Result<Value, RemoteError> {
+    /// Returns how the request ended. Reply failures are logged, never
+    /// returned: replying is best effort, as in oslo.
+    pub async fn handle_incoming(&self, mut incoming: IncomingMessage) -> Outcome {
         let mut ctxt = std::mem::take(&mut incoming.ctxt);
         if !ctxt.contains_key("client_timeout") {
-            ctxt.insert("client_timeout".into(), timeout_json(incoming.client_timeout));
+            ctxt.insert(
+                "client_timeout".into(),
+                timeout_json(incoming.client_timeout),
+            );
         }
         let message = std::mem::take(&mut incoming.message);
         let is_call = incoming.is_call();
-        let method = message.get("method").and_then(Value::as_str).unwrap_or("None").to_owned();
+        let method = message
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or("None")
+            .to_owned();
 
         let dispatch = self.dispatch(ctxt, message);
         let outcome = match heartbeat_interval(incoming.client_timeout).filter(|_| is_call) {
@@ -247,7 +266,8 @@ impl RpcDispatcher {
             Some(period) => {
                 let handle = incoming.handle();
                 let beats = async move {
-                    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                    let mut ticker =
+                        tokio::time::interval_at(tokio::time::Instant::now() + period, period);
                     loop {
                         ticker.tick().await;
                         tracing::debug!(interval = ?period, "sending call-monitor heartbeat");
@@ -266,21 +286,53 @@ impl RpcDispatcher {
             }
         };
 
-        if let Err(failure) = &outcome {
-            log_failure(&method, failure);
-        }
+        let summary = match &outcome {
+            Ok(_) => Outcome::Success,
+            Err(failure) => {
+                log_failure(&method, failure);
+                Outcome::Failure {
+                    class: failure.exc_type.clone(),
+                    module: failure.module.clone(),
+                }
+            }
+        };
         if is_call {
-            if let Err(e) = incoming.reply(outcome.clone()).await {
+            if let Err(e) = incoming.reply(outcome).await {
                 tracing::warn!(error = %e, method = %method, "failed to send the reply");
             }
         }
-        outcome
+        summary
+    }
+}
+
+/// How a request handled by [`RpcDispatcher::handle_incoming`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The method returned a value (sent back for calls).
+    Success,
+    /// The request failed; the failure was sent back for calls.
+    Failure {
+        /// Exception class name, e.g. `NoSuchMethod`.
+        class: String,
+        /// Its Python module.
+        module: String,
+    },
+}
+
+impl Outcome {
+    /// Whether the method returned a value.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Success)
     }
 }
 
 /// The heartbeat loop never ends on its own; this keeps `select!` typed.
 fn unreachable_outcome() -> Result<Value, RemoteError> {
-    Err(RemoteError::new("RuntimeError", BUILTINS, "heartbeat loop ended"))
+    Err(RemoteError::new(
+        "RuntimeError",
+        BUILTINS,
+        "heartbeat loop ended",
+    ))
 }
 
 fn log_failure(method: &str, failure: &RemoteError) {
@@ -312,7 +364,9 @@ pub(crate) fn timeout_json(value: Option<f64>) -> Value {
     match value {
         None => Value::Null,
         Some(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Value::from(v as i64),
-        Some(v) => serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null),
+        Some(v) => serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
     }
 }
 
@@ -329,6 +383,7 @@ fn python_type_name(v: Option<&Value>) -> &'static str {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -345,8 +400,14 @@ mod tests {
         if let Some(v) = version {
             e = e.version(v);
         }
-        e.method("echo", move |_c: Context, _a: JsonObject| async move { Ok(tag) })
-            .method("_private", move |_c: Context, _a: ()| async move { Ok(tag) })
+        e.method(
+            "echo",
+            move |_c: Context, _a: JsonObject| async move { Ok(tag) },
+        )
+        .method(
+            "_private",
+            move |_c: Context, _a: ()| async move { Ok(tag) },
+        )
     }
 
     async fn run(d: &RpcDispatcher, msg: Value) -> Result<Value, RemoteError> {
@@ -361,48 +422,110 @@ mod tests {
             None,
             false,
         );
-        assert_eq!(run(&d, json!({"method": "echo", "version": "1.3"})).await.unwrap(), json!("a"));
-        assert_eq!(run(&d, json!({"method": "echo", "version": "3.2"})).await.unwrap(), json!("b"));
-        assert_eq!(run(&d, json!({"method": "echo"})).await.unwrap(), json!("a"));
-        let e = run(&d, json!({"method": "echo", "version": "1.6"})).await.unwrap_err();
+        assert_eq!(
+            run(&d, json!({"method": "echo", "version": "1.3"}))
+                .await
+                .unwrap(),
+            json!("a")
+        );
+        assert_eq!(
+            run(&d, json!({"method": "echo", "version": "3.2"}))
+                .await
+                .unwrap(),
+            json!("b")
+        );
+        assert_eq!(
+            run(&d, json!({"method": "echo"})).await.unwrap(),
+            json!("a")
+        );
+        let e = run(&d, json!({"method": "echo", "version": "1.6"}))
+            .await
+            .unwrap_err();
         assert_eq!(e.exc_type, "UnsupportedVersion");
-        assert_eq!(e.value, "Endpoint does not support RPC version 1.6. Attempted method: echo");
-        let e = run(&d, json!({"method": "echo", "version": null})).await.unwrap_err();
-        assert_eq!(e.value, "Endpoint does not support RPC version None. Attempted method: echo");
+        assert_eq!(
+            e.value,
+            "Endpoint does not support RPC version 1.6. Attempted method: echo"
+        );
+        let e = run(&d, json!({"method": "echo", "version": null}))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.value,
+            "Endpoint does not support RPC version None. Attempted method: echo"
+        );
     }
 
     #[tokio::test]
     async fn odd_messages() {
-        let d = RpcDispatcher::new(vec![echo(None, None, "a")], AccessPolicy::Default, None, false);
+        let d = RpcDispatcher::new(
+            vec![echo(None, None, "a")],
+            AccessPolicy::Default,
+            None,
+            false,
+        );
         let e = run(&d, json!({"args": {}})).await.unwrap_err();
-        assert_eq!((e.exc_type.as_str(), e.module.as_str()), ("TypeError", "builtins"));
-        let e = run(&d, json!({"method": "echo", "args": null})).await.unwrap_err();
+        assert_eq!(
+            (e.exc_type.as_str(), e.module.as_str()),
+            ("TypeError", "builtins")
+        );
+        let e = run(&d, json!({"method": "echo", "args": null}))
+            .await
+            .unwrap_err();
         assert_eq!(e.exc_type, "AttributeError");
         assert_eq!(e.value, "'NoneType' object has no attribute 'items'");
-        let e = run(&d, json!({"method": "echo", "namespace": 5})).await.unwrap_err();
+        let e = run(&d, json!({"method": "echo", "namespace": 5}))
+            .await
+            .unwrap_err();
         assert_eq!(e.exc_type, "UnsupportedVersion");
         let d = RpcDispatcher::new(vec![], AccessPolicy::Default, None, false);
         let e = run(&d, json!({"method": "x"})).await.unwrap_err();
-        assert_eq!(e.value, "Endpoint does not support RPC version 1.0. Attempted method: x");
+        assert_eq!(
+            e.value,
+            "Endpoint does not support RPC version 1.0. Attempted method: x"
+        );
     }
 
     #[tokio::test]
     async fn policies() {
         let eps = || vec![echo(None, None, "a")];
         let d = RpcDispatcher::new(eps(), AccessPolicy::Default, None, false);
-        assert_eq!(run(&d, json!({"method": "_private"})).await.unwrap_err().exc_type, "NoSuchMethod");
+        assert_eq!(
+            run(&d, json!({"method": "_private"}))
+                .await
+                .unwrap_err()
+                .exc_type,
+            "NoSuchMethod"
+        );
         let d = RpcDispatcher::new(eps(), AccessPolicy::Legacy, None, false);
-        assert_eq!(run(&d, json!({"method": "_private"})).await.unwrap(), json!("a"));
+        assert_eq!(
+            run(&d, json!({"method": "_private"})).await.unwrap(),
+            json!("a")
+        );
         let d = RpcDispatcher::new(
             vec![echo(None, None, "a").expose("_private")],
             AccessPolicy::Explicit,
             None,
             true,
         );
-        assert_eq!(run(&d, json!({"method": "echo"})).await.unwrap_err().exc_type, "NoSuchMethod");
-        assert_eq!(run(&d, json!({"method": "_private"})).await.unwrap(), json!("a"));
+        assert_eq!(
+            run(&d, json!({"method": "echo"}))
+                .await
+                .unwrap_err()
+                .exc_type,
+            "NoSuchMethod"
+        );
+        assert_eq!(
+            run(&d, json!({"method": "_private"})).await.unwrap(),
+            json!("a")
+        );
         // The built-in ping method is not exposed, as in oslo.
-        assert_eq!(run(&d, json!({"method": PING_METHOD})).await.unwrap_err().exc_type, "NoSuchMethod");
+        assert_eq!(
+            run(&d, json!({"method": PING_METHOD}))
+                .await
+                .unwrap_err()
+                .exc_type,
+            "NoSuchMethod"
+        );
     }
 
     #[tokio::test]
@@ -425,7 +548,10 @@ mod tests {
         assert_eq!(heartbeat_interval(Some(1.0)), None);
         assert_eq!(heartbeat_interval(Some(1.9)), None);
         assert_eq!(heartbeat_interval(Some(2.0)), Some(Duration::from_secs(1)));
-        assert_eq!(heartbeat_interval(Some(3.7)), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            heartbeat_interval(Some(3.7)),
+            Some(Duration::from_millis(1500))
+        );
         assert_eq!(timeout_json(Some(2.0)), json!(2));
         assert_eq!(timeout_json(Some(2.5)), json!(2.5));
     }

@@ -12,8 +12,9 @@ use std::sync::Arc;
 
 /// The boxed form every method is stored as: context and keyword arguments
 /// in, serialized result or failure out.
-pub(crate) type BoxedHandler =
-    Arc<dyn Fn(Context, JsonObject) -> BoxFuture<'static, Result<Value, HandlerError>> + Send + Sync>;
+pub(crate) type BoxedHandler = Arc<
+    dyn Fn(Context, JsonObject) -> BoxFuture<'static, Result<Value, HandlerError>> + Send + Sync,
+>;
 
 #[derive(Clone)]
 pub(crate) struct Method {
@@ -137,7 +138,13 @@ impl Endpoint {
         Fut: Future<Output = Result<Value, HandlerError>> + Send + 'static,
     {
         let boxed: BoxedHandler = Arc::new(move |ctx, args| Box::pin(handler(ctx, args)));
-        self.methods.insert(name.into(), Method { handler: boxed, exposed: false });
+        self.methods.insert(
+            name.into(),
+            Method {
+                handler: boxed,
+                exposed: false,
+            },
+        );
         self
     }
 
@@ -169,20 +176,29 @@ impl Endpoint {
         R: Serialize + 'static,
     {
         let method_name = name.clone();
-        let boxed: BoxedHandler = Arc::new(move |ctx, args| match bind_args::<A>(&method_name, args) {
-            Ok(a) => {
-                let fut = handler(ctx, a);
-                let name = method_name.clone();
-                Box::pin(async move {
-                    let result = fut.await?;
-                    serde_json::to_value(result).map_err(|e| {
-                        HandlerError::type_error(format!("result of {name}() is not JSON serializable: {e}"))
+        let boxed: BoxedHandler =
+            Arc::new(move |ctx, args| match bind_args::<A>(&method_name, args) {
+                Ok(a) => {
+                    let fut = handler(ctx, a);
+                    let name = method_name.clone();
+                    Box::pin(async move {
+                        let result = fut.await?;
+                        serde_json::to_value(result).map_err(|e| {
+                            HandlerError::type_error(format!(
+                                "result of {name}() is not JSON serializable: {e}"
+                            ))
+                        })
                     })
-                })
-            }
-            Err(e) => Box::pin(std::future::ready(Err(e))),
-        });
-        self.methods.insert(name, Method { handler: boxed, exposed });
+                }
+                Err(e) => Box::pin(std::future::ready(Err(e))),
+            });
+        self.methods.insert(
+            name,
+            Method {
+                handler: boxed,
+                exposed,
+            },
+        );
         self
     }
 }
@@ -199,7 +215,9 @@ fn bind_args<A: DeserializeOwned>(method: &str, args: JsonObject) -> Result<A, H
                     return Ok(a);
                 }
             }
-            Err(HandlerError::type_error(format!("{method}() got invalid arguments: {first}")))
+            Err(HandlerError::type_error(format!(
+                "{method}() got invalid arguments: {first}"
+            )))
         }
     }
 }
@@ -216,6 +234,7 @@ impl fmt::Debug for Endpoint {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -234,11 +253,22 @@ mod tests {
             .method("typed", |_c: Context, a: A| async move { Ok(a.x * 2) })
             .method("unit", |_c: Context, _a: ()| async move { Ok("u") });
         let typed = &ep.methods["typed"].handler;
-        assert_eq!(typed(Context::new(), obj(json!({"x": 2}))).await.unwrap(), json!(4));
-        let err = typed(Context::new(), obj(json!({"x": "no"}))).await.unwrap_err();
-        assert_eq!((err.class.as_str(), err.module.as_str()), ("TypeError", "builtins"));
+        assert_eq!(
+            typed(Context::new(), obj(json!({"x": 2}))).await.unwrap(),
+            json!(4)
+        );
+        let err = typed(Context::new(), obj(json!({"x": "no"})))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (err.class.as_str(), err.module.as_str()),
+            ("TypeError", "builtins")
+        );
         let unit = &ep.methods["unit"].handler;
-        assert_eq!(unit(Context::new(), JsonObject::new()).await.unwrap(), json!("u"));
+        assert_eq!(
+            unit(Context::new(), JsonObject::new()).await.unwrap(),
+            json!("u")
+        );
         assert!(unit(Context::new(), obj(json!({"x": 1}))).await.is_err());
     }
 }

@@ -51,7 +51,11 @@ pub struct HandlerError {
 
 impl HandlerError {
     /// An exception of class `class` from Python module `module`.
-    pub fn new(module: impl Into<String>, class: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        module: impl Into<String>,
+        class: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         HandlerError {
             class: class.into(),
             module: module.into(),
@@ -304,13 +308,18 @@ impl<'a> RemoteException<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn remote_suffix_stripped_only_when_both_carry_it() {
-        let r = HandlerError::new("nova.exception_Remote", "InstanceNotFound_Remote", "x").into_remote("m");
-        assert_eq!((r.exc_type.as_str(), r.module.as_str()), ("InstanceNotFound", "nova.exception"));
+        let r = HandlerError::new("nova.exception_Remote", "InstanceNotFound_Remote", "x")
+            .into_remote("m");
+        assert_eq!(
+            (r.exc_type.as_str(), r.module.as_str()),
+            ("InstanceNotFound", "nova.exception")
+        );
         let r = HandlerError::new("nova.exception", "Foo_Remote", "x").into_remote("m");
         assert_eq!(r.exc_type, "Foo_Remote");
     }
@@ -320,7 +329,10 @@ mod tests {
         let r = HandlerError::value_error("bad value").into_remote("echo");
         assert_eq!(r.args, vec![Value::from("bad value")]);
         assert!(r.kwargs.is_empty());
-        assert_eq!(r.traceback.last().map(String::as_str), Some("ValueError: bad value\n"));
+        assert_eq!(
+            r.traceback.last().map(String::as_str),
+            Some("ValueError: bad value\n")
+        );
         let e = HandlerError::from(Error::NoSuchMethod { method: "x".into() });
         assert_eq!(e.module, DISPATCHER_MODULE);
         assert_eq!(e.class, "NoSuchMethod");

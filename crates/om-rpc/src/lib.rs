@@ -43,10 +43,12 @@ mod error;
 mod server;
 
 pub use client::{CallMonitorTimeout, Prepare, RpcClient, RpcClientBuilder, DEFAULT_TIMEOUT};
-pub use dispatcher::{heartbeat_interval, AccessPolicy, RpcDispatcher, PING_METHOD};
+pub use dispatcher::{heartbeat_interval, AccessPolicy, Outcome, RpcDispatcher, PING_METHOD};
 pub use endpoint::Endpoint;
 pub use error::{HandlerError, RemoteErrorExt, RemoteException, BUILTINS, DISPATCHER_MODULE};
-pub use server::{AckMode, RpcServer, RpcServerBuilder, ShutdownHandle, DEFAULT_DEDUP_WINDOW, DEFAULT_POOL_SIZE};
+pub use server::{
+    AckMode, RpcServer, RpcServerBuilder, ShutdownHandle, DEFAULT_DEDUP_WINDOW, DEFAULT_POOL_SIZE,
+};
 
 pub use om_driver_api::om_core;
 pub use om_driver_api::{Retry, Transport, TransportOptions};

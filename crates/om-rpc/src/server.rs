@@ -1,7 +1,7 @@
 //! [`RpcServer`]: receives requests for a target and dispatches them to
 //! endpoints (`overview.md` §6, `wire-rabbit.md` §10-§11).
 
-use crate::dispatcher::{AccessPolicy, RpcDispatcher};
+use crate::dispatcher::{AccessPolicy, Outcome, RpcDispatcher};
 use crate::endpoint::Endpoint;
 use om_driver_api::om_core::{DynSerializer, Error, Result, Target};
 use om_driver_api::{IncomingMessage, ListenOptions, Listener, Transport};
@@ -110,13 +110,25 @@ impl RpcServerBuilder {
     /// size of 0. The target is validated by [`RpcServer::start`].
     pub fn build(self) -> Result<RpcServer> {
         if self.pool_size == 0 {
-            return Err(Error::Configuration("executor_pool_size must be at least 1".into()));
+            return Err(Error::Configuration(
+                "executor_pool_size must be at least 1".into(),
+            ));
         }
         let pool_size = u32::try_from(self.pool_size)
             .ok()
             .filter(|n| (*n as usize) <= Semaphore::MAX_PERMITS)
-            .ok_or_else(|| Error::Configuration(format!("executor_pool_size {} is too large", self.pool_size)))?;
-        let dispatcher = RpcDispatcher::new(self.endpoints, self.policy, self.serializer, self.ping_enabled);
+            .ok_or_else(|| {
+                Error::Configuration(format!(
+                    "executor_pool_size {} is too large",
+                    self.pool_size
+                ))
+            })?;
+        let dispatcher = RpcDispatcher::new(
+            self.endpoints,
+            self.policy,
+            self.serializer,
+            self.ping_enabled,
+        );
         Ok(RpcServer {
             inner: Arc::new(Inner {
                 transport: self.transport,
@@ -204,7 +216,8 @@ impl ShutdownHandle {
 /// new messages), [`RpcServer::wait`] (finish and reply to every in-flight
 /// request, then release the subscription). After `wait` the server can be
 /// started again. [`RpcServer::serve_until`] runs the whole sequence around
-/// a shutdown signal.
+/// a shutdown signal. Dropping an `RpcServer` does not stop it: its tasks
+/// run until stopped (or aborted, or the runtime ends).
 ///
 /// ```no_run
 /// # async fn demo() -> om_rpc::om_core::Result<()> {
@@ -273,7 +286,8 @@ impl RpcServer {
         match &*state {
             Lifecycle::Running(run) => return Ok(run.shutdown.clone()),
             Lifecycle::Stopped(_) => {
-                if let Lifecycle::Stopped(stopped) = std::mem::replace(&mut *state, Lifecycle::Idle) {
+                if let Lifecycle::Stopped(stopped) = std::mem::replace(&mut *state, Lifecycle::Idle)
+                {
                     self.finish(stopped).await?;
                 }
             }
@@ -362,7 +376,9 @@ impl RpcServer {
                 }
                 Lifecycle::Stopped(_) => {
                     let mut state = state;
-                    if let Lifecycle::Stopped(stopped) = std::mem::replace(&mut *state, Lifecycle::Idle) {
+                    if let Lifecycle::Stopped(stopped) =
+                        std::mem::replace(&mut *state, Lifecycle::Idle)
+                    {
                         return self.finish(stopped).await;
                     }
                 }
@@ -480,7 +496,11 @@ async fn receive_loop(
         };
         match next {
             None => {
-                tracing::warn!("the driver closed the subscription; the server takes no more messages");
+                tracing::warn!(
+                    "the driver closed the subscription; the server takes no more messages"
+                );
+                // Let `wait()` proceed as after a stop.
+                shutdown.shutdown();
                 ended = true;
                 break;
             }
@@ -501,7 +521,9 @@ async fn receive_loop(
             };
             match listener.next().await {
                 None => break,
-                Some(Err(e)) => tracing::warn!(error = %e, "dropping a message that could not be received"),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "dropping a message that could not be received")
+                }
                 Some(Ok(msg)) => accept(&inner, msg, permit, &mut dedup, &abort).await,
             }
         }
@@ -570,12 +592,13 @@ async fn process(inner: &Inner, msg: IncomingMessage) {
     }
     span.record("duration_ms", start.elapsed().as_secs_f64() * 1000.0);
     match &outcome {
-        Ok(_) => span.record("outcome", "ok"),
-        Err(r) => span.record("outcome", r.exc_type.as_str()),
+        Outcome::Success => span.record("outcome", "ok"),
+        Outcome::Failure { class, .. } => span.record("outcome", class.as_str()),
     };
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

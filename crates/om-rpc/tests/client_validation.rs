@@ -1,4 +1,5 @@
 //! Client-side validation (test-cases B 11-17).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -13,7 +14,9 @@ async fn version_cap_refuses_before_sending() {
     // A server queue exists so a published message would be visible.
     let s = common::start_server(&t, "cap", "s1", vec![common::tagged_echo("a")]).await;
     s.stop().await.unwrap();
-    let c = RpcClient::builder(t.clone(), Target::new("cap").with_version("2.5")).version_cap("2.4").build();
+    let c = RpcClient::builder(t.clone(), Target::new("cap").with_version("2.5"))
+        .version_cap("2.4")
+        .build();
     let e = c.cast(&ctx(), "echo", ()).await.unwrap_err();
     assert!(matches!(e, Error::RpcVersionCap { .. }), "{e}");
     assert_eq!(e.oslo_name(), "RPCVersionCapError");
@@ -26,7 +29,11 @@ async fn version_cap_refuses_before_sending() {
     let broker = FakeBroker::for_url(t.url());
     assert_eq!(broker.queue_len("cap"), Some(0), "nothing was published");
     // Within the cap it goes out.
-    c.prepare().version("2.3").cast(&ctx(), "echo", ()).await.unwrap();
+    c.prepare()
+        .version("2.3")
+        .cast(&ctx(), "echo", ())
+        .await
+        .unwrap();
     assert_eq!(broker.queue_len("cap"), Some(1));
     s.wait().await.unwrap();
 }
@@ -34,22 +41,34 @@ async fn version_cap_refuses_before_sending() {
 #[tokio::test]
 async fn can_send_version_table() {
     let t = transport("can-send").await;
-    let capped = RpcClient::builder(t.clone(), Target::new("x")).version_cap("2.4").build();
+    let capped = RpcClient::builder(t.clone(), Target::new("x"))
+        .version_cap("2.4")
+        .build();
     assert!(capped.can_send_version(Some("2.4")));
     assert!(!capped.can_send_version(Some("2.5")));
     assert!(!capped.can_send_version(Some("1.9")));
-    assert!(!capped.can_send_version(None), "a cap and no target version");
+    assert!(
+        !capped.can_send_version(None),
+        "a cap and no target version"
+    );
 
     let uncapped = RpcClient::new(t.clone(), Target::new("x"));
     for v in [Some("1.0"), Some("99.1"), None] {
         assert!(uncapped.can_send_version(v), "{v:?}");
     }
 
-    let one = RpcClient::builder(t.clone(), Target::new("x")).version_cap("1.0").build();
+    let one = RpcClient::builder(t.clone(), Target::new("x"))
+        .version_cap("1.0")
+        .build();
     assert!(!one.can_send_version(None));
     let e = one.cast(&ctx(), "m", ()).await.unwrap_err();
     assert!(matches!(e, Error::RpcVersionCap { .. }), "{e}");
-    assert!(one.prepare().version("1.0").build().unwrap().can_send_version(None));
+    assert!(one
+        .prepare()
+        .version("1.0")
+        .build()
+        .unwrap()
+        .can_send_version(None));
 }
 
 #[tokio::test]
@@ -60,7 +79,11 @@ async fn prepare_rejects_malformed_versions() {
         let e = c.prepare().version(bad).build().unwrap_err();
         assert!(matches!(e, Error::Messaging(_)), "{bad}: {e}");
         assert_eq!(e.oslo_name(), "MessagingException");
-        assert!(e.to_string().starts_with("Version must contain a major and minor integer"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("Version must contain a major and minor integer"),
+            "{e}"
+        );
     }
     let ok = c.prepare().version("5.5.1").build().unwrap();
     assert_eq!(ok.target().version.as_deref(), Some("5.5.1"));
@@ -76,7 +99,10 @@ async fn fanout_call_and_missing_topic_are_invalid_targets() {
     let c = RpcClient::new(t.clone(), Target::new("x").with_fanout(true));
     let e = c.call_value(&ctx(), "m", ()).await.unwrap_err();
     assert!(matches!(e, Error::InvalidTarget { .. }), "{e}");
-    assert!(e.to_string().contains("A call cannot be used with fanout"), "{e}");
+    assert!(
+        e.to_string().contains("A call cannot be used with fanout"),
+        "{e}"
+    );
 
     let no_topic = RpcClient::new(t.clone(), Target::default());
     for e in [
@@ -104,6 +130,9 @@ async fn server_start_validates_its_target() {
         let e = s.start().await.unwrap_err();
         assert!(matches!(e, Error::InvalidTarget { .. }), "{e}");
     }
-    let e = RpcServer::builder(t, Target::new("t").with_server("s")).executor_pool_size(0).build().unwrap_err();
+    let e = RpcServer::builder(t, Target::new("t").with_server("s"))
+        .executor_pool_size(0)
+        .build()
+        .unwrap_err();
     assert!(matches!(e, Error::Configuration(_)), "{e}");
 }

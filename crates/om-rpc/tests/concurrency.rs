@@ -1,4 +1,5 @@
 //! Concurrency bound, graceful shutdown and restart (test-cases D 43, J).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -56,12 +57,17 @@ async fn thousand_concurrent_calls_with_bounded_concurrency() {
     let pool = 8;
     let s = server(&t, "many", pool, &g);
     s.start().await.unwrap();
-    let c = RpcClient::builder(t.clone(), Target::new("many")).timeout(Duration::from_secs(60)).build();
+    let c = RpcClient::builder(t.clone(), Target::new("many"))
+        .timeout(Duration::from_secs(60))
+        .build();
     let mut set = JoinSet::new();
     for i in 0..1000u64 {
         let c = c.clone();
         set.spawn(async move {
-            let r: u64 = c.call(&ctx(), "work", serde_json::json!({"i": i, "ms": 2})).await.unwrap();
+            let r: u64 = c
+                .call(&ctx(), "work", serde_json::json!({"i": i, "ms": 2}))
+                .await
+                .unwrap();
             assert_eq!(r, i);
         });
     }
@@ -82,19 +88,31 @@ async fn stop_and_wait_lose_no_reply() {
     let g = Gauge::default();
     let s = server(&t, "graceful", 16, &g);
     s.start().await.unwrap();
-    let c = RpcClient::builder(t.clone(), Target::new("graceful")).timeout(Duration::from_secs(20)).build();
+    let c = RpcClient::builder(t.clone(), Target::new("graceful"))
+        .timeout(Duration::from_secs(20))
+        .build();
     let mut set = JoinSet::new();
     for i in 0..10u64 {
         let c = c.clone();
-        set.spawn(async move { c.call::<_, u64>(&ctx(), "work", serde_json::json!({"i": i, "ms": 400})).await });
+        set.spawn(async move {
+            c.call::<_, u64>(&ctx(), "work", serde_json::json!({"i": i, "ms": 400}))
+                .await
+        });
     }
     while g.started.load(Ordering::SeqCst) < 10 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     s.stop().await.unwrap();
-    assert!(g.done.load(Ordering::SeqCst) < 10, "stop does not wait for running requests");
+    assert!(
+        g.done.load(Ordering::SeqCst) < 10,
+        "stop does not wait for running requests"
+    );
     s.wait().await.unwrap();
-    assert_eq!(g.done.load(Ordering::SeqCst), 10, "wait waits for running requests");
+    assert_eq!(
+        g.done.load(Ordering::SeqCst),
+        10,
+        "wait waits for running requests"
+    );
     let mut got = Vec::new();
     while let Some(r) = set.join_next().await {
         got.push(r.unwrap().expect("every in-flight call got its reply"));
@@ -110,20 +128,37 @@ async fn stopped_server_takes_no_new_messages_and_restarts() {
     let s = server(&t, "restart", 4, &g);
     let h1 = s.start().await.unwrap();
     let h2 = s.start().await.unwrap();
-    assert!(!h1.is_shutdown() && !h2.is_shutdown(), "a second start is a no-op");
-    let c = RpcClient::builder(t.clone(), Target::new("restart")).timeout(Duration::from_secs(5)).build();
-    assert_eq!(c.call::<_, u64>(&ctx(), "work", serde_json::json!({"i": 1, "ms": 0})).await.unwrap(), 1);
+    assert!(
+        !h1.is_shutdown() && !h2.is_shutdown(),
+        "a second start is a no-op"
+    );
+    let c = RpcClient::builder(t.clone(), Target::new("restart"))
+        .timeout(Duration::from_secs(5))
+        .build();
+    assert_eq!(
+        c.call::<_, u64>(&ctx(), "work", serde_json::json!({"i": 1, "ms": 0}))
+            .await
+            .unwrap(),
+        1
+    );
     s.stop().await.unwrap();
     s.wait().await.unwrap();
 
     // Cast while stopped: it stays queued, nobody runs it.
-    c.cast(&ctx(), "work", serde_json::json!({"i": 2, "ms": 0})).await.unwrap();
+    c.cast(&ctx(), "work", serde_json::json!({"i": 2, "ms": 0}))
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(g.done.load(Ordering::SeqCst), 1);
 
     // Restarted, it serves again (and picks up the queued cast).
     s.start().await.unwrap();
-    assert_eq!(c.call::<_, u64>(&ctx(), "work", serde_json::json!({"i": 3, "ms": 0})).await.unwrap(), 3);
+    assert_eq!(
+        c.call::<_, u64>(&ctx(), "work", serde_json::json!({"i": 3, "ms": 0}))
+            .await
+            .unwrap(),
+        3
+    );
     for _ in 0..100 {
         if g.done.load(Ordering::SeqCst) == 3 {
             break;
@@ -146,20 +181,39 @@ async fn serve_until_and_shutdown_handle() {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let runner = {
         let s = s.clone();
-        tokio::spawn(async move { s.serve_until(async { let _ = rx.await; }).await })
+        tokio::spawn(async move {
+            s.serve_until(async {
+                let _ = rx.await;
+            })
+            .await
+        })
     };
-    let c = RpcClient::builder(t.clone(), Target::new("su")).timeout(Duration::from_secs(5)).build();
-    assert_eq!(c.call::<_, u64>(&ctx(), "work", serde_json::json!({"i": 7, "ms": 0})).await.unwrap(), 7);
+    let c = RpcClient::builder(t.clone(), Target::new("su"))
+        .timeout(Duration::from_secs(5))
+        .build();
+    assert_eq!(
+        c.call::<_, u64>(&ctx(), "work", serde_json::json!({"i": 7, "ms": 0}))
+            .await
+            .unwrap(),
+        7
+    );
     let slow = {
         let c = c.clone();
-        tokio::spawn(async move { c.call::<_, u64>(&ctx(), "work", serde_json::json!({"i": 8, "ms": 300})).await })
+        tokio::spawn(async move {
+            c.call::<_, u64>(&ctx(), "work", serde_json::json!({"i": 8, "ms": 300}))
+                .await
+        })
     };
     while g.started.load(Ordering::SeqCst) < 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     tx.send(()).unwrap();
     runner.await.unwrap().unwrap();
-    assert_eq!(slow.await.unwrap().unwrap(), 8, "the in-flight call was answered");
+    assert_eq!(
+        slow.await.unwrap().unwrap(),
+        8,
+        "the in-flight call was answered"
+    );
 
     // A ShutdownHandle ends `wait` from another task.
     let handle = s.start().await.unwrap();
@@ -170,5 +224,9 @@ async fn serve_until_and_shutdown_handle() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!waiter.is_finished());
     handle.shutdown();
-    tokio::time::timeout(Duration::from_secs(5), waiter).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }

@@ -1,5 +1,6 @@
 //! Acknowledgement modes, duplicate suppression and malformed input
 //! (wire-rabbit §10-§11, test-cases F 65, J 115).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -65,7 +66,12 @@ async fn duplicate_unique_ids_are_suppressed_by_the_server() {
     s.stop().await.unwrap();
     s.wait().await.unwrap();
     assert_eq!(count.load(Ordering::SeqCst), 6);
-    let replied: Vec<String> = script.log.replies().into_iter().map(|(tag, _)| tag).collect();
+    let replied: Vec<String> = script
+        .log
+        .replies()
+        .into_iter()
+        .map(|(tag, _)| tag)
+        .collect();
     assert!(!replied.contains(&"a-again".to_owned()), "{replied:?}");
     // The duplicate was acknowledged (so it is not redelivered), not answered.
     assert!(script.log.events().contains(&Event::Ack("a-again".into())));
@@ -79,15 +85,30 @@ async fn duplicate_raw_requests_run_once_end_to_end() {
     let mut msg = JsonObject::new();
     msg.insert("method".into(), "count".into());
     msg.insert("args".into(), json!({"n": 1}));
-    msg.insert("_unique_id".into(), "fe02beb098e149dc96a77b9508b49cea".into());
+    msg.insert(
+        "_unique_id".into(),
+        "fe02beb098e149dc96a77b9508b49cea".into(),
+    );
     let body = envelope::encode(&msg, Format::V2).unwrap();
     let broker = FakeBroker::for_url(t.url());
-    assert_eq!(broker.publish_raw("openstack", "dupraw", body.clone()).unwrap(), 1);
+    assert_eq!(
+        broker
+            .publish_raw("openstack", "dupraw", body.clone())
+            .unwrap(),
+        1
+    );
     assert_eq!(broker.publish_raw("openstack", "dupraw", body).unwrap(), 1);
     // A third, different one proves the server went on.
-    msg.insert("_unique_id".into(), "00000000000000000000000000000001".into());
+    msg.insert(
+        "_unique_id".into(),
+        "00000000000000000000000000000001".into(),
+    );
     broker
-        .publish_raw("openstack", "dupraw", envelope::encode(&msg, Format::V2).unwrap())
+        .publish_raw(
+            "openstack",
+            "dupraw",
+            envelope::encode(&msg, Format::V2).unwrap(),
+        )
         .unwrap();
     eventually("two executions", || count.load(Ordering::SeqCst) == 2).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -109,7 +130,10 @@ async fn default_mode_acknowledges_before_dispatch() {
     common::shutdown(&s).await;
     assert_eq!(
         script.log.events(),
-        vec![Event::Ack("m".into()), Event::Reply("m".into(), Ok(json!(1)))]
+        vec![
+            Event::Ack("m".into()),
+            Event::Reply("m".into(), Ok(json!(1)))
+        ]
     );
 }
 
@@ -126,15 +150,32 @@ async fn after_dispatch_mode_acknowledges_after_the_reply() {
     script.push("m", "count", json!({"n": 1}), Some("id"), Some("u"));
     script.push("cast", "count", json!({"n": 2}), None, Some("u2"));
     eventually("two acks", || {
-        script.log.events().iter().filter(|e| matches!(e, Event::Ack(_))).count() == 2
+        script
+            .log
+            .events()
+            .iter()
+            .filter(|e| matches!(e, Event::Ack(_)))
+            .count()
+            == 2
     })
     .await;
     common::shutdown(&s).await;
     let events = script.log.events();
-    let reply_at = events.iter().position(|e| matches!(e, Event::Reply(t, _) if t == "m")).unwrap();
-    let ack_at = events.iter().position(|e| *e == Event::Ack("m".into())).unwrap();
+    let reply_at = events
+        .iter()
+        .position(|e| matches!(e, Event::Reply(t, _) if t == "m"))
+        .unwrap();
+    let ack_at = events
+        .iter()
+        .position(|e| *e == Event::Ack("m".into()))
+        .unwrap();
     assert!(reply_at < ack_at, "{events:?}");
-    assert!(!events.iter().any(|e| matches!(e, Event::Reply(t, _) if t == "cast")), "casts get no reply");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Reply(t, _) if t == "cast")),
+        "casts get no reply"
+    );
 }
 
 #[tokio::test]
@@ -150,10 +191,15 @@ async fn at_least_once_mode_redelivers_after_a_crash() {
     };
     let crashing = build(AckMode::AfterDispatch, 60_000);
     crashing.start().await.unwrap();
-    let c = RpcClient::builder(t.clone(), Target::new("redeliver")).timeout(Duration::from_secs(10)).build();
+    let c = RpcClient::builder(t.clone(), Target::new("redeliver"))
+        .timeout(Duration::from_secs(10))
+        .build();
     c.cast(&ctx(), "count", json!({"n": 1})).await.unwrap();
     let broker = FakeBroker::for_url(t.url());
-    eventually("the cast in flight", || broker.unacked_len("redeliver") == 1).await;
+    eventually("the cast in flight", || {
+        broker.unacked_len("redeliver") == 1
+    })
+    .await;
     crashing.abort().await;
     // The unacknowledged request went back to the queue; a healthy server
     // runs it.
@@ -182,7 +228,11 @@ async fn at_most_once_mode_does_not_redeliver_after_a_crash() {
     assert_eq!(broker.unacked_len("nr"), 0);
     let healthy = common::start_server(&t, "nr", "s1", vec![counting(&count, 0)]).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(count.load(Ordering::SeqCst), 0, "the acknowledged request is gone");
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        0,
+        "the acknowledged request is gone"
+    );
     common::shutdown(&healthy).await;
 }
 
@@ -198,18 +248,29 @@ async fn malformed_messages_are_skipped() {
     s.start().await.unwrap();
     script.push_error(Error::MalformedMessage("not JSON".into()));
     script.push("ok", "count", json!({"n": 1}), Some("id"), None);
-    eventually("the good message answered", || script.log.replies().len() == 1).await;
+    eventually("the good message answered", || {
+        script.log.replies().len() == 1
+    })
+    .await;
     common::shutdown(&s).await;
 
     // fake://: garbage bodies on the wire.
     let t = transport("garbage").await;
     let s = common::start_server(&t, "garbage", "s1", vec![counting(&count, 0)]).await;
     let broker = FakeBroker::for_url(t.url());
-    broker.publish_raw("openstack", "garbage", b"\xff not json".to_vec()).unwrap();
     broker
-        .publish_raw("openstack", "garbage", br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#.to_vec())
+        .publish_raw("openstack", "garbage", b"\xff not json".to_vec())
         .unwrap();
-    let c = RpcClient::builder(t.clone(), Target::new("garbage")).timeout(Duration::from_secs(5)).build();
+    broker
+        .publish_raw(
+            "openstack",
+            "garbage",
+            br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#.to_vec(),
+        )
+        .unwrap();
+    let c = RpcClient::builder(t.clone(), Target::new("garbage"))
+        .timeout(Duration::from_secs(5))
+        .build();
     let r: i64 = c.call(&ctx(), "count", json!({"n": 5})).await.unwrap();
     assert_eq!(r, 5);
     common::shutdown(&s).await;
@@ -232,9 +293,43 @@ async fn unenveloped_requests_are_served() {
     let s = common::start_server(&t, "v1", "s1", vec![ep]).await;
     let broker = FakeBroker::for_url(t.url());
     broker
-        .publish_raw("openstack", "v1", br#"{"method": "store", "args": {"k": "v"}}"#.to_vec())
+        .publish_raw(
+            "openstack",
+            "v1",
+            br#"{"method": "store", "args": {"k": "v"}}"#.to_vec(),
+        )
         .unwrap();
     eventually("the v1 request", || seen.lock().unwrap().is_some()).await;
     assert_eq!(seen.lock().unwrap().clone(), Some(json!({"k": "v"})));
     common::shutdown(&s).await;
+}
+
+#[tokio::test]
+async fn driver_listen_failure_is_server_listen_error() {
+    // The scripted driver can listen only once; the second start fails in
+    // the driver with a transport error.
+    let (t, _script) = scripted::transport();
+    let s = RpcServer::builder(t, Target::new("listen").with_server("s1"))
+        .build()
+        .unwrap();
+    s.start().await.unwrap();
+    common::shutdown(&s).await;
+    let e = s.start().await.unwrap_err();
+    assert!(matches!(e, Error::ServerListen { .. }), "{e}");
+    assert_eq!(e.oslo_name(), "ServerListenError");
+}
+
+#[tokio::test]
+async fn closed_subscription_lets_wait_return() {
+    let (t, script) = scripted::transport();
+    let s = RpcServer::builder(t, Target::new("closed").with_server("s1"))
+        .build()
+        .unwrap();
+    s.start().await.unwrap();
+    // The driver ends the subscription (e.g. transport cleanup).
+    drop(script);
+    tokio::time::timeout(Duration::from_secs(5), s.wait())
+        .await
+        .expect("wait returns once the subscription is gone")
+        .unwrap();
 }

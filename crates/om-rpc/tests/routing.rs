@@ -1,4 +1,5 @@
 //! Topic, server and fanout routing over fake:// (test-cases D 38-42).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -28,12 +29,20 @@ fn counting(name: &str, hits: &Hits) -> Endpoint {
     })
 }
 
-async fn servers(t: &om_rpc::Transport, names: &[&str], exchange: Option<&str>, hits: &Hits) -> Vec<RpcServer> {
+async fn servers(
+    t: &om_rpc::Transport,
+    names: &[&str],
+    exchange: Option<&str>,
+    hits: &Hits,
+) -> Vec<RpcServer> {
     let mut v = Vec::new();
     for n in names {
         let mut target = Target::new("r").with_server(*n);
         target.exchange = exchange.map(str::to_owned);
-        let s = RpcServer::builder(t.clone(), target).endpoint(counting(n, hits)).build().unwrap();
+        let s = RpcServer::builder(t.clone(), target)
+            .endpoint(counting(n, hits))
+            .build()
+            .unwrap();
         s.start().await.unwrap();
         v.push(s);
     }
@@ -57,7 +66,11 @@ async fn fanout_cast_reaches_every_server_once() {
     let hits = Hits::default();
     let ss = servers(&t, &["s1", "s2", "s3"], None, &hits).await;
     let c = RpcClient::new(t.clone(), Target::new("r"));
-    c.prepare().fanout(true).cast(&ctx(), "hit", ()).await.unwrap();
+    c.prepare()
+        .fanout(true)
+        .cast(&ctx(), "hit", ())
+        .await
+        .unwrap();
     wait_total(&hits, 3).await;
     let h = hits.lock().unwrap().clone();
     assert_eq!(h.len(), 3, "{h:?}");
@@ -74,10 +87,19 @@ async fn server_targeted_call_reaches_only_that_server() {
     let ss = servers(&t, &["s1", "s2", "s3"], None, &hits).await;
     let c = RpcClient::new(t.clone(), Target::new("r"));
     for _ in 0..5 {
-        let who: String = c.prepare().server("s2").call(&ctx(), "hit", ()).await.unwrap();
+        let who: String = c
+            .prepare()
+            .server("s2")
+            .call(&ctx(), "hit", ())
+            .await
+            .unwrap();
         assert_eq!(who, "s2");
     }
-    c.prepare().server("s3").cast(&ctx(), "hit", ()).await.unwrap();
+    c.prepare()
+        .server("s3")
+        .cast(&ctx(), "hit", ())
+        .await
+        .unwrap();
     wait_total(&hits, 6).await;
     let h = hits.lock().unwrap().clone();
     assert_eq!(h.get("s2"), Some(&5));
@@ -119,7 +141,11 @@ async fn cast_gets_no_reply_even_when_the_method_returns_a_value() {
     // A cast has no reply queue registration; the fake broker has no
     // pending replies anywhere.
     let broker = om_driver_api::fake::FakeBroker::for_url(t.url());
-    for q in broker.queue_names().iter().filter(|q| q.starts_with("reply_")) {
+    for q in broker
+        .queue_names()
+        .iter()
+        .filter(|q| q.starts_with("reply_"))
+    {
         assert_eq!(broker.queue_len(q), Some(0), "reply queue {q}");
     }
     for s in &ss {

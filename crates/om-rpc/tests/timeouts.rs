@@ -1,6 +1,7 @@
 //! Overall timeouts, call-monitor heartbeats and dead-server detection
 //! (test-cases D 34-37, overview §4.5). Timings are kept tolerant: the
 //! machine running the tests may be busy.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -24,14 +25,19 @@ fn sleeper() -> Endpoint {
 }
 
 fn assert_timeout(e: &Error) {
-    assert!(matches!(e, Error::MessagingTimeout { .. }), "expected MessagingTimeout, got {e}");
+    assert!(
+        matches!(e, Error::MessagingTimeout { .. }),
+        "expected MessagingTimeout, got {e}"
+    );
     assert_eq!(e.oslo_name(), "MessagingTimeout");
 }
 
 #[tokio::test]
 async fn call_times_out_when_nobody_answers() {
     let t = transport("timeout-none").await;
-    let c = RpcClient::builder(t, Target::new("nobody")).timeout(Duration::from_millis(300)).build();
+    let c = RpcClient::builder(t, Target::new("nobody"))
+        .timeout(Duration::from_millis(300))
+        .build();
     let start = Instant::now();
     let e = c.call_value(&ctx(), "m", ()).await.unwrap_err();
     let took = start.elapsed();
@@ -44,11 +50,20 @@ async fn call_times_out_when_nobody_answers() {
 async fn slow_method_times_out() {
     let t = transport("timeout-slow").await;
     let s = start_server(&t, "slow", "s1", vec![sleeper()]).await;
-    let c = RpcClient::builder(t.clone(), Target::new("slow")).timeout(Duration::from_millis(300)).build();
+    let c = RpcClient::builder(t.clone(), Target::new("slow"))
+        .timeout(Duration::from_millis(300))
+        .build();
     let start = Instant::now();
-    let e = c.call_value(&ctx(), "sleep", serde_json::json!({"ms": 1500})).await.unwrap_err();
+    let e = c
+        .call_value(&ctx(), "sleep", serde_json::json!({"ms": 1500}))
+        .await
+        .unwrap_err();
     assert_timeout(&e);
-    assert!(start.elapsed() < Duration::from_millis(1400), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        start.elapsed()
+    );
     shutdown(&s).await;
 }
 
@@ -62,7 +77,10 @@ async fn heartbeats_keep_a_long_call_alive() {
         .call_monitor_timeout(2)
         .build();
     let start = Instant::now();
-    let r: u64 = c.call(&ctx(), "sleep", serde_json::json!({"ms": 6000})).await.unwrap();
+    let r: u64 = c
+        .call(&ctx(), "sleep", serde_json::json!({"ms": 6000}))
+        .await
+        .unwrap();
     assert_eq!(r, 6000);
     assert!(start.elapsed() >= Duration::from_secs(6));
     shutdown(&s).await;
@@ -77,7 +95,10 @@ async fn heartbeats_do_not_extend_the_overall_timeout() {
         .call_monitor_timeout(2.0)
         .build();
     let start = Instant::now();
-    let e = c.call_value(&ctx(), "sleep", serde_json::json!({"ms": 6000})).await.unwrap_err();
+    let e = c
+        .call_value(&ctx(), "sleep", serde_json::json!({"ms": 6000}))
+        .await
+        .unwrap_err();
     let took = start.elapsed();
     assert_timeout(&e);
     assert!(took >= Duration::from_millis(2900), "{took:?}");
@@ -94,7 +115,10 @@ async fn dead_server_is_detected_by_the_call_monitor() {
         .call_monitor_timeout(Duration::from_secs(2))
         .build();
     let start = Instant::now();
-    let call = tokio::spawn(async move { c.call_value(&ctx(), "sleep", serde_json::json!({"ms": 60000})).await });
+    let call = tokio::spawn(async move {
+        c.call_value(&ctx(), "sleep", serde_json::json!({"ms": 60000}))
+            .await
+    });
     // Let a heartbeat or two go out, then kill the server mid-call.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     s.abort().await;
@@ -105,7 +129,10 @@ async fn dead_server_is_detected_by_the_call_monitor() {
     // Detected within about call_monitor_timeout of the last heartbeat,
     // far from the 60 s overall timeout.
     assert!(took > killed_at, "{took:?}");
-    assert!(took < killed_at + Duration::from_millis(3000), "killed at {killed_at:?}, failed at {took:?}");
+    assert!(
+        took < killed_at + Duration::from_millis(3000),
+        "killed at {killed_at:?}, failed at {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -119,10 +146,16 @@ async fn silent_server_fails_at_the_call_monitor_timeout() {
         .call_monitor_timeout(0.5)
         .build();
     let start = Instant::now();
-    let e = c.call_value(&ctx(), "sleep", serde_json::json!({"ms": 2000})).await.unwrap_err();
+    let e = c
+        .call_value(&ctx(), "sleep", serde_json::json!({"ms": 2000}))
+        .await
+        .unwrap_err();
     assert_timeout(&e);
     let took = start.elapsed();
-    assert!(took >= Duration::from_millis(480) && took < Duration::from_millis(1900), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(480) && took < Duration::from_millis(1900),
+        "{took:?}"
+    );
     shutdown(&s).await;
 }
 

@@ -1,4 +1,5 @@
 //! Version and namespace dispatch over fake:// (test-cases C 20-24, 27, 30).
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -17,12 +18,21 @@ async fn older_minor_reaches_newer_endpoint_and_other_major_is_refused() {
     let s = start_server(&t, "v", "s1", vec![tagged_echo("a").version("1.5")]).await;
     let c = client(&t, "v");
     for ok in ["1.3", "1.5", "1.0"] {
-        let r = echo_with(&c.prepare().version(ok).build().unwrap()).await.unwrap();
+        let r = echo_with(&c.prepare().version(ok).build().unwrap())
+            .await
+            .unwrap();
         assert_eq!(r, json!(["a", 1]), "version {ok}");
     }
-    let e = echo_with(&c.prepare().version("2.0").build().unwrap()).await.unwrap_err();
-    assert!(e.is_remote("oslo_messaging.rpc.dispatcher", "UnsupportedVersion"), "{e}");
-    let e = echo_with(&c.prepare().version("1.6").build().unwrap()).await.unwrap_err();
+    let e = echo_with(&c.prepare().version("2.0").build().unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        e.is_remote("oslo_messaging.rpc.dispatcher", "UnsupportedVersion"),
+        "{e}"
+    );
+    let e = echo_with(&c.prepare().version("1.6").build().unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(
         e.remote().unwrap().value,
         "Endpoint does not support RPC version 1.6. Attempted method: echo"
@@ -37,19 +47,36 @@ async fn first_compatible_endpoint_wins() {
         &t,
         "v",
         "s1",
-        vec![tagged_echo("first").version("1.5"), tagged_echo("second").version("3.4"), tagged_echo("third").version("3.4")],
+        vec![
+            tagged_echo("first").version("1.5"),
+            tagged_echo("second").version("3.4"),
+            tagged_echo("third").version("3.4"),
+        ],
     )
     .await;
     let c = client(&t, "v");
-    let r = echo_with(&c.prepare().version("3.2").build().unwrap()).await.unwrap();
+    let r = echo_with(&c.prepare().version("3.2").build().unwrap())
+        .await
+        .unwrap();
     assert_eq!(r, json!(["second", 1]));
     // No version at all means 1.0.
     assert_eq!(echo_with(&c).await.unwrap(), json!(["first", 1]));
     shutdown(&s).await;
 
     let t = transport("ver-pick2").await;
-    let s = start_server(&t, "v", "s1", vec![tagged_echo("a").version("1.5"), tagged_echo("b").version("3.0")]).await;
-    let e = echo_with(&client(&t, "v").prepare().version("3.2").build().unwrap()).await.unwrap_err();
+    let s = start_server(
+        &t,
+        "v",
+        "s1",
+        vec![
+            tagged_echo("a").version("1.5"),
+            tagged_echo("b").version("3.0"),
+        ],
+    )
+    .await;
+    let e = echo_with(&client(&t, "v").prepare().version("3.2").build().unwrap())
+        .await
+        .unwrap_err();
     assert!(e.is_remote_class("UnsupportedVersion"), "{e}");
     shutdown(&s).await;
 }
@@ -80,10 +107,14 @@ async fn namespaces_route_requests() {
     )
     .await;
     let c = client(&t, "n");
-    let r = echo_with(&c.prepare().namespace("ns1").version("2.1").build().unwrap()).await.unwrap();
+    let r = echo_with(&c.prepare().namespace("ns1").version("2.1").build().unwrap())
+        .await
+        .unwrap();
     assert_eq!(r, json!(["ns1", 1]));
     assert_eq!(echo_with(&c).await.unwrap(), json!(["null", 1]));
-    let e = echo_with(&c.prepare().namespace("ns2").build().unwrap()).await.unwrap_err();
+    let e = echo_with(&c.prepare().namespace("ns2").build().unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(
         e.remote().unwrap().value,
         "Endpoint does not support RPC version 1.0. Attempted method: echo"
@@ -98,16 +129,22 @@ async fn legacy_namespaces_are_accepted() {
         &t,
         "n",
         "s1",
-        vec![tagged_echo("legacy").namespace("testns").legacy_namespaces([Some("second"), None])],
+        vec![tagged_echo("legacy")
+            .namespace("testns")
+            .legacy_namespaces([Some("second"), None])],
     )
     .await;
     let c = client(&t, "n");
     assert_eq!(echo_with(&c).await.unwrap(), json!(["legacy", 1]));
     for ns in ["testns", "second"] {
-        let r = echo_with(&c.prepare().namespace(ns).build().unwrap()).await.unwrap();
+        let r = echo_with(&c.prepare().namespace(ns).build().unwrap())
+            .await
+            .unwrap();
         assert_eq!(r, json!(["legacy", 1]), "namespace {ns}");
     }
-    let e = echo_with(&c.prepare().namespace("wrong").build().unwrap()).await.unwrap_err();
+    let e = echo_with(&c.prepare().namespace("wrong").build().unwrap())
+        .await
+        .unwrap_err();
     assert!(e.is_remote_class("UnsupportedVersion"), "{e}");
     shutdown(&s).await;
 }

@@ -1,5 +1,5 @@
 //! Helpers shared by the om-rpc integration tests.
-#![allow(dead_code, missing_docs)]
+#![allow(dead_code, missing_docs, clippy::unwrap_used)]
 
 pub mod scripted;
 
@@ -30,7 +30,12 @@ pub fn tagged_echo(tag: &'static str) -> Endpoint {
 }
 
 /// Builds and starts a server for `topic`/`server` with the endpoints.
-pub async fn start_server(transport: &Transport, topic: &str, server: &str, endpoints: Vec<Endpoint>) -> RpcServer {
+pub async fn start_server(
+    transport: &Transport,
+    topic: &str,
+    server: &str,
+    endpoints: Vec<Endpoint>,
+) -> RpcServer {
     let s = RpcServer::builder(transport.clone(), Target::new(topic).with_server(server))
         .endpoints(endpoints)
         .build()

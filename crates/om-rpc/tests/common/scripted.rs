@@ -2,10 +2,12 @@
 //! its handle records acknowledgements, replies and heartbeats, so server
 //! behaviour can be observed without a broker.
 
-use om_rpc::om_core::{Error, JsonObject, Priority, RemoteError, Result, Target, TransportUrl, Value};
 use om_driver_api::{
-    BoxFuture, Capabilities, Driver, IncomingHandle, IncomingMessage, ListenOptions, Listener, Notification,
-    ReplyStream, RpcRequest, Transport,
+    BoxFuture, Capabilities, Driver, IncomingHandle, IncomingMessage, ListenOptions, Listener,
+    Notification, ReplyStream, RpcRequest, Transport,
+};
+use om_rpc::om_core::{
+    Error, JsonObject, Priority, RemoteError, Result, Target, TransportUrl, Value,
 };
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -93,13 +95,17 @@ impl Driver for ScriptedDriver {
     fn capabilities(&self) -> Capabilities {
         Capabilities::all()
     }
-    fn send(&self, _request: RpcRequest) -> impl Future<Output = Result<Option<ReplyStream>>> + Send {
-        async { Err(Error::Messaging("scripted driver cannot send".into())) }
+    async fn send(&self, _request: RpcRequest) -> Result<Option<ReplyStream>> {
+        Err(Error::Messaging("scripted driver cannot send".into()))
     }
-    fn send_notification(&self, _n: Notification) -> impl Future<Output = Result<()>> + Send {
-        async { Err(Error::Messaging("scripted driver cannot send".into())) }
+    async fn send_notification(&self, _n: Notification) -> Result<()> {
+        Err(Error::Messaging("scripted driver cannot send".into()))
     }
-    fn listen(&self, _target: Target, _o: ListenOptions) -> impl Future<Output = Result<Box<dyn Listener>>> + Send {
+    fn listen(
+        &self,
+        _target: Target,
+        _o: ListenOptions,
+    ) -> impl Future<Output = Result<Box<dyn Listener>>> + Send {
         let feed = self.feed.lock().unwrap().take();
         async move {
             match feed {
@@ -108,17 +114,15 @@ impl Driver for ScriptedDriver {
             }
         }
     }
-    fn listen_for_notifications(
+    async fn listen_for_notifications(
         &self,
         _t: Vec<(Target, Priority)>,
         _p: Option<String>,
         _o: ListenOptions,
-    ) -> impl Future<Output = Result<Box<dyn Listener>>> + Send {
-        async { Err(Error::Messaging("no notifications".into())) }
+    ) -> Result<Box<dyn Listener>> {
+        Err(Error::Messaging("no notifications".into()))
     }
-    fn cleanup(&self) -> impl Future<Output = ()> + Send {
-        async {}
-    }
+    async fn cleanup(&self) {}
 }
 
 /// The test's side: push messages, read the log.
@@ -129,7 +133,14 @@ pub struct Script {
 
 impl Script {
     /// Pushes a call (when `msg_id` is set) or cast of `method` with `args`.
-    pub fn push(&self, tag: &str, method: &str, args: Value, msg_id: Option<&str>, unique_id: Option<&str>) {
+    pub fn push(
+        &self,
+        tag: &str,
+        method: &str,
+        args: Value,
+        msg_id: Option<&str>,
+        unique_id: Option<&str>,
+    ) {
         let mut message = JsonObject::new();
         message.insert("method".into(), method.into());
         message.insert("args".into(), args);
@@ -157,5 +168,11 @@ pub fn transport() -> (Transport, Script) {
         feed: Mutex::new(Some(rx)),
     });
     let url = TransportUrl::parse("scripted://").unwrap();
-    (Transport::from_driver(driver, url, "openstack"), Script { tx, log: Log::default() })
+    (
+        Transport::from_driver(driver, url, "openstack"),
+        Script {
+            tx,
+            log: Log::default(),
+        },
+    )
 }
