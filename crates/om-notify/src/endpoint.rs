@@ -439,3 +439,59 @@ impl BatchNotificationEndpoint for BatchEndpoint {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_convert_like_python_return_values() {
+        assert_eq!(().into_notification_result(), NotificationResult::Handled);
+        assert_eq!(
+            None::<NotificationResult>.into_notification_result(),
+            NotificationResult::Handled
+        );
+        assert_eq!(
+            Some(NotificationResult::Requeue).into_notification_result(),
+            NotificationResult::Requeue
+        );
+        assert_eq!(
+            Ok::<(), String>(()).into_notification_result(),
+            NotificationResult::Handled
+        );
+        assert_eq!(
+            Err::<(), _>("boom").into_notification_result(),
+            NotificationResult::Requeue
+        );
+        assert_eq!(
+            Ok::<_, String>(NotificationResult::Requeue).into_notification_result(),
+            NotificationResult::Requeue
+        );
+        assert_eq!(
+            serde_json::to_value(NotificationResult::Requeue).unwrap(),
+            "requeue"
+        );
+        assert_eq!(
+            serde_json::to_value(NotificationResult::Handled).unwrap(),
+            "handled"
+        );
+    }
+
+    #[test]
+    fn endpoint_lists_the_priorities_it_has() {
+        let ep = Endpoint::new()
+            .sample(|_: Notification| async {})
+            .audit(|_: Notification| async {})
+            .warn(|_: Notification| async {});
+        assert_eq!(
+            NotificationEndpoint::priorities(&ep),
+            vec![Priority::Audit, Priority::Warn, Priority::Sample]
+        );
+        let batch = BatchEndpoint::new().critical(|_: Vec<Notification>| async {});
+        assert_eq!(
+            BatchNotificationEndpoint::priorities(&batch),
+            vec![Priority::Critical]
+        );
+        assert!(format!("{ep:?}").contains("Sample"));
+    }
+}

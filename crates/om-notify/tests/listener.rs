@@ -532,7 +532,7 @@ async fn stop_and_wait_lose_nothing() {
     listener.start().await.expect("start");
     assert!(listener.is_running().await);
     let n = notifier(&transport, "slow");
-    for i in 0..50 {
+    for i in 0..200 {
         n.info(&Context::new(), "e", i).await.expect("sent");
     }
     eventually(5, "some processed", || done.load(Ordering::SeqCst) >= 4).await;
@@ -544,14 +544,14 @@ async fn stop_and_wait_lose_nothing() {
     assert_eq!(broker.unacked_len("slow.info"), 0, "nothing left half-done");
     assert_eq!(
         processed + left,
-        50,
+        200,
         "processed {processed} + queued {left}"
     );
     assert!(left > 0, "stop really stopped taking messages");
 
     // A restarted listener takes the rest.
     listener.start().await.expect("restart");
-    eventually(10, "the rest", || done.load(Ordering::SeqCst) == 50).await;
+    eventually(20, "the rest", || done.load(Ordering::SeqCst) == 200).await;
     listener.stop().await;
     within(listener.wait()).await;
     assert_eq!(broker.queue_len("slow.info"), Some(0));
