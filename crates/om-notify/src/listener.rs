@@ -206,7 +206,11 @@ impl BatchNotificationListenerBuilder {
         self
     }
 
-    /// Messages per full batch (default 1).
+    /// Messages per full batch (default 1). As in oslo, a positive
+    /// [`prefetch`](Self::prefetch) caps it. Keep the driver's own prefetch
+    /// setting (e.g. `rabbit_qos_prefetch_count`) at least this large, or
+    /// set a batch timeout: the broker does not push more unacknowledged
+    /// messages than the prefetch allows, so a larger batch never fills.
     pub fn batch_size(mut self, size: usize) -> Self {
         self.batch_size = size;
         self
@@ -232,6 +236,12 @@ impl BatchNotificationListenerBuilder {
                 "batch_timeout must be positive".into(),
             ));
         }
+        // As oslo's batch poll: a positive prefetch caps the batch size,
+        // since the broker will not push more unacknowledged messages.
+        let size = match self.common.prefetch {
+            Some(p) if p > 0 => self.batch_size.min(usize::from(p)),
+            _ => self.batch_size,
+        };
         let dispatcher = Arc::new(BatchNotificationDispatcher::new(
             self.endpoints,
             self.common.serializer.clone(),
@@ -245,7 +255,7 @@ impl BatchNotificationListenerBuilder {
                 subscriptions,
                 Mode::Batch {
                     dispatcher,
-                    size: self.batch_size,
+                    size,
                     timeout: self.batch_timeout,
                 },
             ),

@@ -273,3 +273,26 @@ async fn typed_batches_and_build_errors() {
         .unwrap_err();
     assert_eq!(e.oslo_name(), "ConfigurationError");
 }
+
+#[tokio::test]
+async fn prefetch_caps_the_batch_size_as_in_oslo() {
+    let (transport, _) = fake("b-prefetch").await;
+    let batches: Batches = Arc::default();
+    let listener = BatchNotificationListener::builder(transport.clone())
+        .target(Target::new("bp"))
+        .endpoint(BatchEndpoint::new().info(recorder(&batches)))
+        .batch_size(10)
+        .prefetch(3)
+        .build()
+        .expect("listener");
+    assert_eq!(listener.batch_size(), 3);
+    listener.start().await.expect("start");
+    let n = notifier(&transport, "bp");
+    for i in 0..7 {
+        n.info(&Context::new(), "e", i).await.expect("sent");
+    }
+    eventually(5, "two capped batches", || sizes(&batches) == vec![3, 3]).await;
+    listener.stop().await;
+    within(listener.wait()).await;
+    assert_eq!(sizes(&batches), vec![3, 3, 1]);
+}
