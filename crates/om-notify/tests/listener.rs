@@ -822,3 +822,32 @@ async fn typed_payload_mismatch_counts_as_requeue() {
     listener.stop().await;
     within(listener.wait()).await;
 }
+
+#[tokio::test]
+async fn dropping_a_running_listener_stops_it() {
+    let (transport, broker) = fake("l-drop").await;
+    let got = log();
+    let listener = NotificationListener::builder(transport.clone())
+        .target(Target::new("dropped"))
+        .endpoint(recording_info(&got))
+        .build()
+        .expect("listener");
+    listener.start().await.expect("start");
+    assert_eq!(broker.consumer_count("dropped.info"), Some(1));
+    drop(listener);
+    eventually(5, "consumer gone", || {
+        broker.consumer_count("dropped.info") == Some(0)
+    })
+    .await;
+    notifier(&transport, "dropped")
+        .info(&Context::new(), "e", 1)
+        .await
+        .expect("sent");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(len(&got), 0);
+    assert_eq!(
+        broker.queue_len("dropped.info"),
+        Some(1),
+        "kept on the broker"
+    );
+}
