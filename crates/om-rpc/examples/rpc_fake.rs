@@ -1,6 +1,7 @@
 //! A client and a server on the in-memory `fake://` transport.
 //!
-//! Run with `cargo run -p om-rpc --example rpc_fake`.
+//! Run with `cargo run -p om-rpc --example rpc_fake`; add
+//! `RUST_LOG=om_rpc=debug` to see the call and dispatch spans.
 
 use om_rpc::om_core::{Context, Target};
 use om_rpc::{Endpoint, HandlerError, RemoteErrorExt, RpcClient, RpcServer, Transport};
@@ -20,6 +21,9 @@ struct Sum {
 
 #[tokio::main]
 async fn main() -> om_rpc::om_core::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
     let transport = Transport::from_url("fake://").await?;
 
     // The server: topic "calc", server name "host1", one endpoint.

@@ -120,8 +120,20 @@ impl RpcDispatcher {
     pub async fn dispatch(
         &self,
         ctxt: JsonObject,
-        mut message: JsonObject,
+        message: JsonObject,
     ) -> Result<Value, RemoteError> {
+        self.dispatch_flagged(ctxt, message)
+            .await
+            .map_err(|(remote, _expected)| remote)
+    }
+
+    /// [`RpcDispatcher::dispatch`], also telling whether a failure was
+    /// marked as expected ([`HandlerError::expected`]).
+    async fn dispatch_flagged(
+        &self,
+        ctxt: JsonObject,
+        mut message: JsonObject,
+    ) -> Result<Value, (RemoteError, bool)> {
         let method_name = match message.get("method") {
             Some(Value::String(s)) => Some(s.clone()),
             _ => None,
@@ -132,7 +144,10 @@ impl RpcDispatcher {
             .await
         {
             Ok(v) => Ok(v),
-            Err(e) => Err(e.into_remote(label)),
+            Err(e) => {
+                let expected = e.expected;
+                Err((e.into_remote(label), expected))
+            }
         }
     }
 
@@ -260,7 +275,7 @@ impl RpcDispatcher {
             .unwrap_or("None")
             .to_owned();
 
-        let dispatch = self.dispatch(ctxt, message);
+        let dispatch = self.dispatch_flagged(ctxt, message);
         let outcome = match heartbeat_interval(incoming.client_timeout).filter(|_| is_call) {
             None => dispatch.await,
             Some(period) => {
@@ -286,14 +301,15 @@ impl RpcDispatcher {
             }
         };
 
-        let summary = match &outcome {
-            Ok(_) => Outcome::Success,
-            Err(failure) => {
-                log_failure(&method, failure);
-                Outcome::Failure {
+        let (outcome, summary) = match outcome {
+            Ok(v) => (Ok(v), Outcome::Success),
+            Err((failure, expected)) => {
+                log_failure(&method, &failure, expected);
+                let summary = Outcome::Failure {
                     class: failure.exc_type.clone(),
                     module: failure.module.clone(),
-                }
+                };
+                (Err(failure), summary)
             }
         };
         if is_call {
@@ -327,20 +343,22 @@ impl Outcome {
 }
 
 /// The heartbeat loop never ends on its own; this keeps `select!` typed.
-fn unreachable_outcome() -> Result<Value, RemoteError> {
-    Err(RemoteError::new(
-        "RuntimeError",
-        BUILTINS,
-        "heartbeat loop ended",
+fn unreachable_outcome() -> Result<Value, (RemoteError, bool)> {
+    Err((
+        RemoteError::new("RuntimeError", BUILTINS, "heartbeat loop ended"),
+        false,
     ))
 }
 
-fn log_failure(method: &str, failure: &RemoteError) {
-    let quiet = failure.exc_type == "NoSuchMethod" && method.ends_with("_ignore_errors");
+fn log_failure(method: &str, failure: &RemoteError, expected: bool) {
+    // As oslo: expected exceptions, and NoSuchMethod for methods named
+    // `*_ignore_errors`, are logged at debug level only.
+    let quiet =
+        expected || (failure.exc_type == "NoSuchMethod" && method.ends_with("_ignore_errors"));
     if quiet {
-        tracing::debug!(method, class = %failure.exc_type, module = %failure.module, message = %failure.value, "expected exception during message handling");
+        tracing::debug!(method, class = %failure.exc_type, module = %failure.module, reason = %failure.value, "expected exception during message handling");
     } else {
-        tracing::error!(method, class = %failure.exc_type, module = %failure.module, message = %failure.value, "exception during message handling");
+        tracing::error!(method, class = %failure.exc_type, module = %failure.module, reason = %failure.value, "exception during message handling");
     }
 }
 
@@ -540,6 +558,29 @@ mod tests {
         let e = run(&d, json!({"method": "boom"})).await.unwrap_err();
         assert_eq!(e.exc_type, "RuntimeError");
         assert!(e.value.contains("kaboom"));
+    }
+
+    #[tokio::test]
+    async fn expected_errors_keep_their_class_and_are_flagged() {
+        let ep = Endpoint::new().method("v", |_c: Context, _a: ()| async {
+            Err::<(), _>(HandlerError::value_error("bad").expected())
+        });
+        let d = RpcDispatcher::new(vec![ep], AccessPolicy::Default, None, false);
+        let msg = obj(json!({"method": "v"}));
+        let (remote, expected) = d
+            .dispatch_flagged(JsonObject::new(), msg.clone())
+            .await
+            .unwrap_err();
+        assert!(expected);
+        assert_eq!(
+            (remote.exc_type.as_str(), remote.module.as_str()),
+            ("ValueError", "builtins")
+        );
+        let (_, expected) = d
+            .dispatch_flagged(JsonObject::new(), obj(json!({"method": "nosuch"})))
+            .await
+            .unwrap_err();
+        assert!(!expected);
     }
 
     #[test]

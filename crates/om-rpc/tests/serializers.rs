@@ -1,0 +1,108 @@
+//! Serializer hooks on both sides (overview §4.2, §6.4, §9).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{shutdown, transport};
+use om_rpc::om_core::{Context, Result, Serializer, Target, Value};
+use om_rpc::{Endpoint, RpcClient, RpcServer};
+use std::sync::Arc;
+
+/// Tags strings on the way out and untags them on the way in; marks
+/// contexts it serialized / deserialized.
+struct Tagging;
+
+impl Serializer for Tagging {
+    fn serialize_entity(&self, _c: &Context, v: Value) -> Result<Value> {
+        Ok(match v {
+            Value::String(s) => Value::String(format!("wire:{s}")),
+            other => other,
+        })
+    }
+    fn deserialize_entity(&self, _c: &Context, v: Value) -> Result<Value> {
+        Ok(match v {
+            Value::String(s) => Value::String(s.strip_prefix("wire:").unwrap_or(&s).to_owned()),
+            other => other,
+        })
+    }
+    fn serialize_context(&self, c: &Context) -> Result<Context> {
+        Ok(c.clone().with("serialized", true))
+    }
+    fn deserialize_context(&self, c: Context) -> Result<Context> {
+        Ok(c.with("deserialized", true))
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct S {
+    s: String,
+}
+
+#[tokio::test]
+async fn serializers_apply_on_both_sides() {
+    let t = transport("serializer").await;
+    let seen = Arc::new(std::sync::Mutex::new(None::<(String, Context)>));
+    let ep = {
+        let seen = seen.clone();
+        Endpoint::new().method("echo", move |c: Context, a: S| {
+            let seen = seen.clone();
+            async move {
+                *seen.lock().unwrap() = Some((a.s.clone(), c));
+                Ok(a.s)
+            }
+        })
+    };
+    let s = RpcServer::builder(t.clone(), Target::new("ser").with_server("s1"))
+        .endpoint(ep)
+        .serializer(Arc::new(Tagging))
+        .build()
+        .unwrap();
+    s.start().await.unwrap();
+    let c = RpcClient::builder(t.clone(), Target::new("ser"))
+        .serializer(Arc::new(Tagging))
+        .build();
+    let r: String = c
+        .call(
+            &Context::new().with("user", "u"),
+            "echo",
+            serde_json::json!({"s": "hi"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        r, "hi",
+        "result serialized by the server, deserialized by the client"
+    );
+    let (arg, ctx) = seen.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        arg, "hi",
+        "argument serialized by the client, deserialized by the server"
+    );
+    assert_eq!(ctx.get("user"), Some(&Value::from("u")));
+    assert_eq!(ctx.get("serialized"), Some(&Value::from(true)));
+    assert_eq!(ctx.get("deserialized"), Some(&Value::from(true)));
+    assert_eq!(ctx.get("client_timeout"), Some(&Value::Null));
+
+    // Without a serializer on the server, the handler sees the wire form.
+    let raw = RpcServer::builder(t.clone(), Target::new("ser2").with_server("s1"))
+        .endpoint(Endpoint::new().method("echo", |_c: Context, a: S| async move { Ok(a.s) }))
+        .build()
+        .unwrap();
+    raw.start().await.unwrap();
+    let plain = RpcClient::new(t.clone(), Target::new("ser2"));
+    let tagged_client = RpcClient::builder(t.clone(), Target::new("ser2"))
+        .serializer(Arc::new(Tagging))
+        .build();
+    let r: String = tagged_client
+        .call(&Context::new(), "echo", serde_json::json!({"s": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(r, "x", "wire:x came back and the client untagged it");
+    let r: String = plain
+        .call(&Context::new(), "echo", serde_json::json!({"s": "x"}))
+        .await
+        .unwrap();
+    assert_eq!(r, "x");
+    shutdown(&s).await;
+    shutdown(&raw).await;
+}
