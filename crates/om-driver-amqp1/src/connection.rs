@@ -50,6 +50,8 @@ pub(crate) struct ConnConfig {
     pub vhost: Option<String>,
     pub control_exchange: String,
     pub container_id: String,
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl ConnConfig {
@@ -64,6 +66,8 @@ impl ConnConfig {
             .clone()
             .unwrap_or_else(default_container_id);
         ConnConfig {
+            #[cfg(feature = "tls")]
+            tls: None,
             opts,
             hosts,
             vhost: url.virtual_host.clone(),
@@ -72,10 +76,15 @@ impl ConnConfig {
         }
     }
 
-    /// Checks that every host can authenticate with the SASL options.
-    pub(crate) fn validate(&self) -> Result<()> {
+    /// Checks that every host can authenticate with the SASL options, and
+    /// loads the TLS configuration.
+    pub(crate) fn validate(&mut self) -> Result<()> {
         for h in &self.hosts {
             sasl_profile(&self.opts, h)?;
+        }
+        #[cfg(feature = "tls")]
+        if self.opts.tls_enabled() {
+            self.tls = Some(crate::tls::client_config(&self.opts)?);
         }
         Ok(())
     }
@@ -155,7 +164,11 @@ pub(crate) async fn open_stream(cfg: &ConnConfig, host: &TransportHost) -> Resul
             } else {
                 &host.hostname
             };
-            return crate::tls::wrap(tcp, server_name, &cfg.opts).await;
+            let config = match &cfg.tls {
+                Some(c) => c.clone(),
+                None => crate::tls::client_config(&cfg.opts)?,
+            };
+            return crate::tls::wrap(tcp, server_name, config).await;
         }
         #[cfg(not(feature = "tls"))]
         return Err(Error::Configuration(
@@ -491,6 +504,26 @@ impl Connector {
         }
     }
 
+    /// Like [`Connector::shutdown`], without waiting: for `Drop`. The
+    /// connection is closed by a spawned task when a runtime is available
+    /// (else when its last user lets go of it).
+    pub(crate) fn shutdown_now(&self) {
+        let mut conn = None;
+        self.status.send_modify(|s| {
+            s.closed = true;
+            conn = s.conn.take();
+        });
+        if let Some(t) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.abort();
+        }
+        if let Some(c) = conn {
+            c.mark_broken();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { c.close().await });
+            }
+        }
+    }
+
     /// Closes the connection and stops reconnecting.
     pub(crate) async fn shutdown(&self) {
         let conn = {
@@ -608,6 +641,12 @@ async fn supervise(me: std::sync::Weak<Connector>) {
                     tokio::select! {
                         _ = conn.broken_notify.notified() => {}
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                    if me.strong_count() == 0 {
+                        // The driver is gone without cleanup.
+                        conn.mark_broken();
+                        conn.close().await;
+                        return;
                     }
                     if !conn.check_alive().await {
                         break;

@@ -54,8 +54,13 @@ impl fmt::Debug for Amqp1Driver {
 }
 
 impl Drop for Amqp1Driver {
+    /// Dropping the driver without [`Driver::cleanup`] still stops its
+    /// tasks and closes the connection (the RabbitMQ reply queue then
+    /// expires by itself).
     fn drop(&mut self) {
         self.janitor.abort();
+        self.replies.abort();
+        self.connector.shutdown_now();
     }
 }
 
@@ -80,7 +85,7 @@ impl Amqp1Driver {
         opts.validate()?;
         let idle = Duration::from_secs(opts.default_sender_link_timeout.into());
         let senders = Arc::new(SenderPool::new(opts.trace));
-        let cfg = ConnConfig::new(url, opts, control_exchange.to_owned());
+        let mut cfg = ConnConfig::new(url, opts, control_exchange.to_owned());
         cfg.validate()?;
         let connector = Connector::new(Arc::new(cfg));
         let weak = Arc::downgrade(&senders);

@@ -133,6 +133,13 @@ impl Replies {
         }
     }
 
+    /// Stops the reply link task without waiting (for `Drop`).
+    pub(crate) fn abort(&self) {
+        if let Some(t) = self.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            t.abort();
+        }
+    }
+
     /// Stops the reply link and deletes the RabbitMQ reply queue.
     pub(crate) async fn shutdown(&self) {
         let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -19,7 +19,13 @@ fn config_err(option: &str, e: impl std::fmt::Display) -> Error {
     Error::Configuration(format!("option {option}: {e}"))
 }
 
-fn client_config(opts: &AmqpOptions) -> Result<ClientConfig> {
+/// Builds the client configuration from the `ssl_*` options (done once,
+/// when the driver opens, so file problems are reported at once).
+pub(crate) fn client_config(opts: &AmqpOptions) -> Result<Arc<ClientConfig>> {
+    client_config_inner(opts).map(Arc::new)
+}
+
+fn client_config_inner(opts: &AmqpOptions) -> Result<ClientConfig> {
     let mut roots = RootCertStore::empty();
     if opts.ssl_ca_file.is_empty() {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
@@ -58,9 +64,9 @@ fn client_config(opts: &AmqpOptions) -> Result<ClientConfig> {
 pub(crate) async fn wrap(
     tcp: TcpStream,
     server_name: &str,
-    opts: &AmqpOptions,
+    config: Arc<ClientConfig>,
 ) -> Result<Box<dyn Io>> {
-    let connector = TlsConnector::from(Arc::new(client_config(opts)?));
+    let connector = TlsConnector::from(config);
     let name = ServerName::try_from(server_name.to_owned())
         .map_err(|e| Error::Configuration(format!("TLS server name {server_name:?}: {e}")))?;
     let stream = connector.connect(name, tcp).await.map_err(|e| {

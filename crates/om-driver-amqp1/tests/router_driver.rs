@@ -1022,3 +1022,79 @@ impl Raw {
         }
     }
 }
+
+/// Dropping a driver without cleanup closes its connection: its server
+/// links go away.
+#[tokio::test]
+async fn dropping_the_driver_closes_its_links() {
+    let router = Router::start(Some(USER)).await;
+    let d = routable(&router, &[]).await;
+    let topic = uniq("drop");
+    let anycast = format!("openstack.org/om/rpc/anycast/openstack/{topic}");
+    let l = d
+        .listen(
+            Target::new(&topic).with_server("s1"),
+            ListenOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(router.consumers(&anycast), 1);
+    drop(d);
+    let started = Instant::now();
+    while router.consumers(&anycast) > 0 && started.elapsed() < WAIT {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        router.consumers(&anycast),
+        0,
+        "the server link outlived its driver"
+    );
+    drop(l);
+}
+
+/// After `stop()`, messages are no longer taken: the next server of the
+/// topic gets them.
+#[tokio::test]
+async fn stopped_listener_leaves_new_messages_to_the_next_server() {
+    let router = Router::start(Some(USER)).await;
+    let d = routable(&router, &[]).await;
+    let topic = uniq("stopq");
+    let mut l = d
+        .listen(
+            Target::new(&topic).with_server("s1"),
+            ListenOptions::default(),
+        )
+        .await
+        .unwrap();
+    l.stop().await.unwrap();
+    assert!(
+        tokio::time::timeout(WAIT, l.next())
+            .await
+            .unwrap()
+            .is_none(),
+        "next() ends after stop()"
+    );
+    d.send(RpcRequest::cast(
+        Target::new(&topic),
+        obj(json!({"method": "later", "args": {}})),
+    ))
+    .await
+    .unwrap();
+    // (The fixture's consumer task may already hold the message while the
+    // stopped link grants no credit; it goes back when the link closes.)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    l.cleanup().await.unwrap();
+    let mut l2 = d
+        .listen(
+            Target::new(&topic).with_server("s2"),
+            ListenOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut l2).await.message.get("method"),
+        Some(&json!("later"))
+    );
+    l2.cleanup().await.unwrap();
+    d.cleanup().await;
+}
