@@ -109,60 +109,17 @@ pub(crate) fn decode_body(properties: &BasicProperties, data: &[u8]) -> Result<J
 }
 
 /// Serializes a remote error as the `failure` JSON string of a reply
-/// (`class`, `module`, `message`, `tb`, `args`, `kwargs`; §9.1).
+/// (`class`, `module`, `message`, `tb`, `args`, `kwargs`; §9.1), with
+/// om-core's codec (byte-identical to Python's).
 pub(crate) fn failure_to_json(e: &RemoteError) -> Result<String> {
-    let mut m = JsonObject::with_capacity(6);
-    m.insert("class".into(), Value::String(e.exc_type.clone()));
-    m.insert("module".into(), Value::String(e.module.clone()));
-    m.insert("message".into(), Value::String(e.value.clone()));
-    m.insert(
-        "tb".into(),
-        Value::Array(e.traceback.iter().cloned().map(Value::String).collect()),
-    );
-    m.insert("args".into(), Value::Array(e.args.clone()));
-    m.insert("kwargs".into(), Value::Object(e.kwargs.clone()));
-    envelope::to_python_json_string(&m)
+    Ok(e.to_failure_json())
 }
 
 /// Parses a reply's `failure` string; anything unreadable becomes a
 /// `RemoteError` carrying the raw text.
 pub(crate) fn failure_from_json(s: &str) -> RemoteError {
-    let Ok(Value::Object(m)) = serde_json::from_str::<Value>(s) else {
-        return RemoteError::new("RemoteError", "oslo_messaging.exceptions", s);
-    };
-    let text = |k: &str| match m.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => String::new(),
-        Some(other) => other.to_string(),
-    };
-    RemoteError {
-        exc_type: text("class"),
-        module: text("module"),
-        value: text("message"),
-        traceback: m
-            .get("tb")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|v| {
-                        v.as_str()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| v.to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
-        args: m
-            .get("args")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-        kwargs: m
-            .get("kwargs")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
-    }
+    RemoteError::from_failure_json(s)
+        .unwrap_or_else(|_| RemoteError::new("RemoteError", "oslo_messaging.exceptions", s))
 }
 
 /// The body of a reply or heartbeat (§7), key order as Python's.
