@@ -23,11 +23,29 @@ pub const FEATURES: &str = "om/full";
 
 /// Broker-backed suites that must run, with the least number of tests each
 /// must pass: (package, test target, minimum).
-const REQUIRED: &[(&str, &str, usize)] = &[];
+const REQUIRED: &[(&str, &str, usize)] = &[
+    ("om-driver-api", "tests/conformance_fake", 45),
+    ("om-driver-rabbit", "tests/conformance", 45),
+    ("om-driver-rabbit", "tests/topology", 5),
+    ("om-driver-rabbit", "tests/wire", 3),
+    ("om-driver-rabbit", "tests/resilience", 2),
+    ("om-driver-kafka", "tests/conformance", 45),
+    ("om-driver-kafka", "tests/kafka", 1),
+    ("om-driver-kafka", "tests/restart", 1),
+    ("om-driver-amqp1", "tests/conformance_broker", 45),
+    ("om-driver-amqp1", "tests/conformance_router", 45),
+    ("om", "tests/interop_rabbit", 11),
+    ("om-cli", "tests/cli_rabbit", 1),
+];
 
 /// Examples run after the tests: (package, example, arguments; `$VAR` is
 /// replaced by that test environment variable).
-const EXAMPLES: &[(&str, &str, &[&str])] = &[];
+const EXAMPLES: &[(&str, &str, &[&str])] = &[
+    ("om", "quickstart", &[]),
+    ("om", "quickstart", &["$OM_RABBIT_URL"]),
+    ("om-rpc", "rpc_fake", &[]),
+    ("om-notify", "notify_fake", &[]),
+];
 
 /// One test binary's outcome.
 #[derive(Debug, Default, Clone)]
@@ -207,7 +225,11 @@ fn run_example(package: &str, example: &str, args: &[&str], env: &[(String, Stri
         }
     };
     let mut c = cargo_test_base();
-    c.args(["run", "--quiet", "-p", package, "--features", FEATURES, "--example", example, "--"])
+    c.args(["run", "--quiet", "-p", package]);
+    if *package == *"om" {
+        c.args(["--features", "full"]);
+    }
+    c.args(["--example", example, "--"])
         .args(args.iter().map(|a| lookup(a)))
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let mut o = stream(c)?;
