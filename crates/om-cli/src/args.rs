@@ -71,7 +71,12 @@ pub(crate) struct TransportArgs {
 
     /// Connection and publish retries once connected: 0 fails at once, -1
     /// retries forever (oslo's convention).
-    #[arg(long, value_name = "N", default_value_t = 2, allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        allow_negative_numbers = true
+    )]
     pub(crate) retry: i64,
 
     /// Time allowed to reach and log in to each broker before giving up

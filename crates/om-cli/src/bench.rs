@@ -10,12 +10,14 @@ use crate::args::{BenchArgs, BenchMode};
 use crate::connect::{open, seconds, Connected, Purpose};
 use crate::error::{redact, CliError, ExitCode};
 use crate::output::{stderr_is_terminal, write_error, Out};
-use om::notify::{Endpoint as NotifyEndpoint, Notification, NotificationListener, Notifier, NotifierDriver};
+use om::notify::{
+    Endpoint as NotifyEndpoint, Notification, NotificationListener, Notifier, NotifierDriver,
+};
 use om::rpc::{Endpoint, HandlerError, RpcClient, RpcServer};
 use om::{Context, Target};
-use serde_json::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use serde_json::Value;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -123,7 +125,12 @@ struct Probe {
 }
 
 /// Writes a progress line on stderr every second while `running`.
-fn progress(stats: Arc<Stats>, start: Instant, duration: Duration, mode: &'static str) -> tokio::task::JoinHandle<()> {
+fn progress(
+    stats: Arc<Stats>,
+    start: Instant,
+    duration: Duration,
+    mode: &'static str,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;
@@ -185,7 +192,10 @@ pub(crate) async fn bench(a: BenchArgs, out: &Out) -> Result<ExitCode, CliError>
     conn.transport.cleanup().await;
     let (queues, exchanges) = match a.mode {
         BenchMode::Notify => (vec![format!("{topic}.info")], vec![]),
-        _ => (vec![topic.clone(), format!("{topic}.bench")], vec![format!("{topic}_fanout")]),
+        _ => (
+            vec![topic.clone(), format!("{topic}.bench")],
+            vec![format!("{topic}_fanout")],
+        ),
     };
     crate::probe::delete_rabbit(&conn.url, &queues, &exchanges, false).await;
     let (elapsed, mut samples) = outcome?;
@@ -210,12 +220,21 @@ pub(crate) async fn bench(a: BenchArgs, out: &Out) -> Result<ExitCode, CliError>
         received,
         errors,
         lost,
-        throughput_per_s: if elapsed_s > 0.0 { received as f64 / elapsed_s } else { 0.0 },
+        throughput_per_s: if elapsed_s > 0.0 {
+            received as f64 / elapsed_s
+        } else {
+            0.0
+        },
         latency_ms: summarize(&mut samples),
-        first_error: stats.first_error.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        first_error: stats
+            .first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
     };
     let text = if a.json {
-        serde_json::to_string(&result).map_err(|e| CliError::failure(format!("cannot print the result: {e}")))?
+        serde_json::to_string(&result)
+            .map_err(|e| CliError::failure(format!("cannot print the result: {e}")))?
     } else {
         table(&result)
     };
@@ -223,7 +242,10 @@ pub(crate) async fn bench(a: BenchArgs, out: &Out) -> Result<ExitCode, CliError>
     if received == 0 {
         return Err(CliError::failure(format!(
             "no message went through{}",
-            result.first_error.map(|e| format!(" (first error: {e})")).unwrap_or_default()
+            result
+                .first_error
+                .map(|e| format!(" (first error: {e})"))
+                .unwrap_or_default()
         )));
     }
     Ok(ExitCode::Ok)
@@ -250,7 +272,11 @@ pub(crate) fn table(r: &BenchResult) -> String {
     ));
     s.push_str(&format!(
         "  {:>10} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
-        if r.mode == "rpc" { "round trip" } else { "end to end" },
+        if r.mode == "rpc" {
+            "round trip"
+        } else {
+            "end to end"
+        },
         l.min,
         l.mean,
         l.p50,
@@ -281,7 +307,11 @@ impl Run<'_> {
         Target::new(self.topic.to_owned()).with_server("bench")
     }
 
-    fn start_progress(&self, start: Instant, mode: &'static str) -> Option<tokio::task::JoinHandle<()>> {
+    fn start_progress(
+        &self,
+        start: Instant,
+        mode: &'static str,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         stderr_is_terminal().then(|| progress(self.stats.clone(), start, self.duration, mode))
     }
 
@@ -305,21 +335,32 @@ impl Run<'_> {
     }
 
     fn arrivals(&self) -> Vec<u64> {
-        std::mem::take(&mut *self.stats.arrivals.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(
+            &mut *self
+                .stats
+                .arrivals
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
     }
 
     async fn rpc(&self, mode: &'static str) -> Outcome {
         let server = RpcServer::builder(self.conn.transport.clone(), self.target())
-            .endpoint(Endpoint::new().raw_method("echo", |_ctx: Context, args| async move {
-                Ok::<_, HandlerError>(Value::Object(args))
-            }))
+            .endpoint(
+                Endpoint::new().raw_method("echo", |_ctx: Context, args| async move {
+                    Ok::<_, HandlerError>(Value::Object(args))
+                }),
+            )
             .executor_pool_size(self.concurrency.max(64))
             .build()?;
         server.start().await?;
-        let client = RpcClient::builder(self.conn.transport.clone(), Target::new(self.topic.to_owned()))
-            .timeout(Duration::from_secs(30))
-            .retry(self.conn.retry)
-            .build();
+        let client = RpcClient::builder(
+            self.conn.transport.clone(),
+            Target::new(self.topic.to_owned()),
+        )
+        .timeout(Duration::from_secs(30))
+        .retry(self.conn.retry)
+        .build();
         let start = Instant::now();
         let progress = self.start_progress(start, mode);
         let mut workers = Vec::with_capacity(self.concurrency);
@@ -364,19 +405,24 @@ impl Run<'_> {
         let start = Instant::now();
         let stats = self.stats.clone();
         let server = RpcServer::builder(self.conn.transport.clone(), self.target())
-            .endpoint(Endpoint::new().method("sink", move |_ctx: Context, p: Probe| {
-                let stats = stats.clone();
-                async move {
-                    stats.arrived(start, p.sent_ns);
-                    Ok::<_, HandlerError>(())
-                }
-            }))
+            .endpoint(
+                Endpoint::new().method("sink", move |_ctx: Context, p: Probe| {
+                    let stats = stats.clone();
+                    async move {
+                        stats.arrived(start, p.sent_ns);
+                        Ok::<_, HandlerError>(())
+                    }
+                }),
+            )
             .executor_pool_size(64)
             .build()?;
         server.start().await?;
-        let client = RpcClient::builder(self.conn.transport.clone(), Target::new(self.topic.to_owned()))
-            .retry(self.conn.retry)
-            .build();
+        let client = RpcClient::builder(
+            self.conn.transport.clone(),
+            Target::new(self.topic.to_owned()),
+        )
+        .retry(self.conn.retry)
+        .build();
         let progress = self.start_progress(start, mode);
         let mut workers = Vec::with_capacity(self.concurrency);
         for _ in 0..self.concurrency {
@@ -471,7 +517,10 @@ mod tests {
     fn exact_percentiles() {
         let mut v: Vec<u64> = (1..=100).rev().map(|i| i * 1_000_000).collect();
         let l = summarize(&mut v);
-        assert_eq!((l.min, l.p50, l.p90, l.p99, l.max), (1.0, 50.0, 90.0, 99.0, 100.0));
+        assert_eq!(
+            (l.min, l.p50, l.p90, l.p99, l.max),
+            (1.0, 50.0, 90.0, 99.0, 100.0)
+        );
         assert!((l.mean - 50.5).abs() < 1e-9);
         let mut one = vec![2_500_000];
         let l = summarize(&mut one);

@@ -50,14 +50,19 @@ fn connect_timeout(args: &TransportArgs) -> Result<Duration, CliError> {
 /// A positive, finite number of seconds.
 pub(crate) fn seconds(name: &str, value: f64) -> Result<Duration, CliError> {
     if !(value.is_finite() && value > 0.0) {
-        return Err(CliError::usage(format!("{name} must be a positive number of seconds, got {value}")));
+        return Err(CliError::usage(format!(
+            "{name} must be a positive number of seconds, got {value}"
+        )));
     }
     Duration::try_from_secs_f64(value).map_err(|e| CliError::usage(format!("{name}: {e}")))
 }
 
 /// Resolves the transport builder, the URL and the settings (nothing is
 /// contacted).
-fn resolve(args: &TransportArgs, purpose: Purpose) -> Result<(TransportBuilder, String, Settings), CliError> {
+fn resolve(
+    args: &TransportArgs,
+    purpose: Purpose,
+) -> Result<(TransportBuilder, String, Settings), CliError> {
     om::install_default_drivers();
     let uses_config = !args.config.is_empty() || !args.config_dir.is_empty();
     if uses_config {
@@ -69,14 +74,19 @@ fn resolve(args: &TransportArgs, purpose: Purpose) -> Result<(TransportBuilder, 
             .ok()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| {
-                CliError::usage("no broker given: use --url URL or --config FILE (or set OM_TRANSPORT_URL)")
+                CliError::usage(
+                    "no broker given: use --url URL or --config FILE (or set OM_TRANSPORT_URL)",
+                )
             })?,
     };
     Ok((om::transport_builder(url.clone()), url, Settings::default()))
 }
 
 #[cfg(feature = "config")]
-fn from_config(args: &TransportArgs, purpose: Purpose) -> Result<(TransportBuilder, String, Settings), CliError> {
+fn from_config(
+    args: &TransportArgs,
+    purpose: Purpose,
+) -> Result<(TransportBuilder, String, Settings), CliError> {
     use om::config::ConfigLoader;
     let mut loader = ConfigLoader::new().config_files(args.config.iter().cloned());
     for d in &args.config_dir {
@@ -93,23 +103,33 @@ fn from_config(args: &TransportArgs, purpose: Purpose) -> Result<(TransportBuild
     register_config_secrets(&cfg);
     let (builder, url) = match purpose {
         Purpose::Rpc => (cfg.rpc_transport()?, cfg.rpc_url().0.expose().to_owned()),
-        Purpose::Notifications => (cfg.notification_transport()?, cfg.notification_url().0.expose().to_owned()),
+        Purpose::Notifications => (
+            cfg.notification_transport()?,
+            cfg.notification_url().0.expose().to_owned(),
+        ),
     };
     let settings = Settings {
         rpc_response_timeout: Some(cfg.default.response_timeout()),
         notification_topics: cfg.notifications.topics.clone(),
-        notification_driver: cfg.notifications.driver.iter().find_map(|d| match d.as_str() {
-            "messagingv2" => Some(SendDriver::Messagingv2),
-            "messaging" => Some(SendDriver::Messaging),
-            _ => None,
-        }),
+        notification_driver: cfg
+            .notifications
+            .driver
+            .iter()
+            .find_map(|d| match d.as_str() {
+                "messagingv2" => Some(SendDriver::Messagingv2),
+                "messaging" => Some(SendDriver::Messaging),
+                _ => None,
+            }),
         rabbit_ssl: cfg.rabbit.ssl,
     };
     Ok((builder, url, settings))
 }
 
 #[cfg(not(feature = "config"))]
-fn from_config(_args: &TransportArgs, _purpose: Purpose) -> Result<(TransportBuilder, String, Settings), CliError> {
+fn from_config(
+    _args: &TransportArgs,
+    _purpose: Purpose,
+) -> Result<(TransportBuilder, String, Settings), CliError> {
     Err(CliError::config(
         "--config needs the `config` feature; this om was built without it (cargo build -p om-cli --features config)",
     ))
@@ -146,10 +166,16 @@ pub(crate) fn register_config_secrets(cfg: &om::config::MessagingConfig) {
 }
 
 /// Registers the passwords of a URL for scrubbing.
+///
+/// RabbitMQ's well-known default password `guest` (also what the drivers
+/// use when a URL has none) is not a secret and stays readable, so that the
+/// user name `guest` is not masked in every message.
 pub(crate) fn register_url_secrets(url: &TransportUrl) {
     for h in &url.hosts {
         if let Some(p) = &h.password {
-            register_secret(p.expose());
+            if p.expose() != "guest" {
+                register_secret(p.expose());
+            }
         }
     }
 }
@@ -161,11 +187,28 @@ pub(crate) async fn open(args: &TransportArgs, purpose: Purpose) -> Result<Conne
     let (builder, url_text, settings) = resolve(args, purpose)?;
     let url = TransportUrl::parse(&url_text).map_err(CliError::from)?;
     register_url_secrets(&url);
+    let driver = url.driver().to_owned();
+    if om::driver_api::lookup_driver(&driver).is_none() {
+        let feature = match driver.as_str() {
+            "rabbit" | "kombu" => Some("rabbit"),
+            "kafka" => Some("kafka"),
+            "amqp" => Some("amqp1"),
+            _ => None,
+        };
+        return Err(CliError::config(match feature {
+            Some(f) => format!(
+                "this om was built without the {driver} driver (cargo build -p om-cli --features {f}, or --features full)"
+            ),
+            None => format!(
+                "no driver for transport URL scheme {driver:?} (built in: {})",
+                om::driver_api::registered_schemes().join(", ")
+            ),
+        }));
+    }
     let tls = settings.rabbit_ssl
-        || url
-            .query
-            .get("ssl")
-            .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"));
+        || url.query.get("ssl").is_some_and(|v| {
+            matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+        });
     crate::probe::check(&url, tls, timeout).await?;
     let transport = builder.open().await.map_err(CliError::from)?;
     tracing::info!(url = %url, driver = transport.driver_name(), "transport open");

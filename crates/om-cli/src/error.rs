@@ -109,9 +109,9 @@ pub(crate) fn classify(e: &Error) -> ExitCode {
         Error::Transport { .. } | Error::MessageDeliveryFailure(_) | Error::ServerListen { .. } => {
             ExitCode::Connection
         }
-        Error::Configuration(_) | Error::InvalidTransportUrl { .. } | Error::DriverLoadFailure { .. } => {
-            ExitCode::Configuration
-        }
+        Error::Configuration(_)
+        | Error::InvalidTransportUrl { .. }
+        | Error::DriverLoadFailure { .. } => ExitCode::Configuration,
         Error::InvalidTarget { .. }
         | Error::Serialization(_)
         | Error::RpcVersionCap { .. }
@@ -179,8 +179,8 @@ pub(crate) fn register_secret(secret: &str) {
         return;
     }
     let mut forms = vec![secret.to_owned()];
-    let encoded =
-        percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let encoded = percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
     if encoded != secret {
         forms.push(encoded);
     }
@@ -214,17 +214,39 @@ mod tests {
     #[test]
     fn secrets_are_scrubbed() {
         register_secret("s3cr/et!");
-        assert_eq!(redact("bad password s3cr/et! here"), "bad password **** here");
-        assert_eq!(redact("url rabbit://u:s3cr%2Fet%21@h"), "url rabbit://u:****@h");
+        assert_eq!(
+            redact("bad password s3cr/et! here"),
+            "bad password **** here"
+        );
+        assert_eq!(
+            redact("url rabbit://u:s3cr%2Fet%21@h"),
+            "url rabbit://u:****@h"
+        );
     }
 
     #[test]
     fn codes_are_stable() {
-        assert_eq!(classify(&Error::MessagingTimeout { msg_id: "x".into(), elapsed: Default::default() }), ExitCode::Timeout);
-        assert_eq!(classify(&Error::Configuration("x".into())), ExitCode::Configuration);
-        assert_eq!(classify(&Error::transport("rabbit", "down", true)), ExitCode::Connection);
+        assert_eq!(
+            classify(&Error::MessagingTimeout {
+                msg_id: "x".into(),
+                elapsed: Default::default()
+            }),
+            ExitCode::Timeout
+        );
+        assert_eq!(
+            classify(&Error::Configuration("x".into())),
+            ExitCode::Configuration
+        );
+        assert_eq!(
+            classify(&Error::transport("rabbit", "down", true)),
+            ExitCode::Connection
+        );
         assert_eq!(ExitCode::Remote.code(), 3);
-        let j = error_json(&Error::Remote(om::RemoteError::new("ValueError", "builtins", "boom")));
+        let j = error_json(&Error::Remote(om::RemoteError::new(
+            "ValueError",
+            "builtins",
+            "boom",
+        )));
         assert_eq!(j["error"]["class"], "ValueError");
         assert_eq!(j["error"]["message"], "boom");
     }

@@ -98,7 +98,10 @@ pub(crate) fn json_arg(name: &str, spec: Option<&str>) -> Result<Option<Value>, 
         Some(spec) => {
             let (text, source) = read_text(name, spec)?;
             if text.trim().is_empty() {
-                return Err(CliError::usage(format!("{name} is empty ({})", source.describe())));
+                return Err(CliError::usage(format!(
+                    "{name} is empty ({})",
+                    source.describe()
+                )));
             }
             parse(name, &text, &source).map(Some)
         }
@@ -137,10 +140,18 @@ mod tests {
     fn errors_name_argument_and_position() {
         let e = object_arg("ARGS", Some("{\"a\": 1,, \"b\": 2}")).unwrap_err();
         assert_eq!(e.code, crate::error::ExitCode::Usage);
-        assert!(e.message.starts_with("invalid JSON in ARGS (given on the command line), line 1, column 10"), "{}", e.message);
-        assert!(e.message.ends_with("\n    {\"a\": 1,, \"b\": 2}\n             ^"), "{}", e.message);
+        assert!(e.message.starts_with("invalid JSON in ARGS (given on the command line), line 1, column 9: key must be a string"), "{}", e.message);
+        assert!(
+            e.message
+                .ends_with("\n    {\"a\": 1,, \"b\": 2}\n            ^"),
+            "{}",
+            e.message
+        );
         let e = object_arg("--context", Some("[1, 2]")).unwrap_err();
-        assert_eq!(e.message, "--context must be a JSON object ({\"key\": value, ...}), got an array");
+        assert_eq!(
+            e.message,
+            "--context must be a JSON object ({\"key\": value, ...}), got an array"
+        );
         assert!(object_arg("ARGS", None).unwrap().is_empty());
     }
 
@@ -150,13 +161,22 @@ mod tests {
         std::fs::write(&path, "{\n  \"a\": 1\n  \"b\": 2\n}\n").unwrap();
         let spec = format!("@{}", path.display());
         let e = object_arg("ARGS", Some(&spec)).unwrap_err();
-        assert!(e.message.contains(&format!("read from file {}), line 3, column 3", path.display())), "{}", e.message);
+        assert!(
+            e.message.contains(&format!(
+                "read from file {}), line 3, column 3",
+                path.display()
+            )),
+            "{}",
+            e.message
+        );
         std::fs::write(&path, "{\"a\": [1, 2]}").unwrap();
         let v = object_arg("ARGS", Some(&spec)).unwrap();
         assert_eq!(v["a"], serde_json::json!([1, 2]));
         let _ = std::fs::remove_file(&path);
         let e = object_arg("ARGS", Some("@/nonexistent/om-cli.json")).unwrap_err();
-        assert!(e.message.starts_with("cannot read ARGS from file /nonexistent/om-cli.json"));
+        assert!(e
+            .message
+            .starts_with("cannot read ARGS from file /nonexistent/om-cli.json"));
     }
 
     #[test]
@@ -164,7 +184,10 @@ mod tests {
         let text = format!("{{\"k\": \"{}\" oops}}", "x".repeat(200));
         let e = json_arg("PAYLOAD", Some(&text)).unwrap_err();
         let shown = e.message.lines().nth(1).unwrap();
-        assert!(shown.starts_with("    ...") && shown.ends_with("oops}"), "{shown}");
+        assert!(
+            shown.starts_with("    ...") && shown.ends_with("oops}"),
+            "{shown}"
+        );
         let caret = e.message.lines().nth(2).unwrap();
         assert_eq!(caret.len(), shown.find("oops").unwrap() + 1);
     }

@@ -97,13 +97,20 @@ where
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { ExitCode::Usage } else { ExitCode::Ok };
+            let code = if e.use_stderr() {
+                ExitCode::Usage
+            } else {
+                ExitCode::Ok
+            };
             let _ = e.print();
             return code;
         }
     };
     init_tracing(cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("om: error: cannot start the async runtime: {e}");
@@ -138,15 +145,19 @@ fn report(e: CliError, out: &Out) -> ExitCode {
     if let Some(json) = &e.json {
         let _ = out.line(&json.to_string());
     }
-    eprintln!("om: error: {e}");
+    if !e.message.is_empty() {
+        eprintln!("om: error: {e}");
+    }
     e.code
 }
 
 fn init_tracing(verbose: u8) {
     use tracing_subscriber::EnvFilter;
+    // lapin reports every failed login or connection attempt at error
+    // level; om's own messages say it better, so it is quiet unless asked.
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,lapin=off",
+        1 => "info,lapin=warn",
         2 => "debug",
         _ => "trace",
     };
@@ -157,6 +168,7 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| ScrubbingStderr)
+        .with_ansi(output::stderr_is_terminal())
         .with_target(verbose > 0)
         .try_init();
 }
@@ -184,7 +196,10 @@ mod tests {
     fn usage_errors_exit_2_and_help_exits_0() {
         assert_eq!(run(["om", "rpc", "call"]), ExitCode::Usage);
         assert_eq!(run(["om", "--help"]), ExitCode::Ok);
-        assert_eq!(run(["om", "bench", "nope", "--url", "fake://"]), ExitCode::Usage);
+        assert_eq!(
+            run(["om", "bench", "nope", "--url", "fake://"]),
+            ExitCode::Usage
+        );
     }
 
     #[test]

@@ -6,11 +6,13 @@ use crate::error::{CliError, ExitCode};
 use crate::input::{json_arg, object_arg};
 use crate::output::{is_broken_pipe, write_error, Out};
 use crate::rpc::termination;
-use om::notify::{Endpoint, Notification, NotificationListener, NotificationResult, Notifier, NotifierDriver};
+use om::notify::{
+    Endpoint, Notification, NotificationListener, NotificationResult, Notifier, NotifierDriver,
+};
 use om::{Context, Priority, Target};
-use serde_json::Value;
 use regex::Regex;
 use serde_json::json;
+use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -26,7 +28,8 @@ fn parse_priority(s: &str) -> Result<Priority, CliError> {
 /// `om notify send`.
 pub(crate) async fn send(a: SendArgs, out: &Out) -> Result<ExitCode, CliError> {
     let priority = parse_priority(&a.priority)?;
-    let payload = json_arg("PAYLOAD-JSON", a.payload.as_deref())?.unwrap_or_else(|| Value::Object(Default::default()));
+    let payload = json_arg("PAYLOAD-JSON", a.payload.as_deref())?
+        .unwrap_or_else(|| Value::Object(Default::default()));
     let ctx = Context::from(object_arg("--context", a.context.as_deref())?);
     if a.event_type.is_empty() {
         return Err(CliError::usage("--event-type must not be empty"));
@@ -34,7 +37,9 @@ pub(crate) async fn send(a: SendArgs, out: &Out) -> Result<ExitCode, CliError> {
     let conn = open(&a.transport, Purpose::Notifications).await?;
     let topics: Vec<String> = match &a.topic {
         Some(t) => vec![t.clone()],
-        None if !conn.settings.notification_topics.is_empty() => conn.settings.notification_topics.clone(),
+        None if !conn.settings.notification_topics.is_empty() => {
+            conn.settings.notification_topics.clone()
+        }
         None => vec!["notifications".to_owned()],
     };
     let driver = match a.driver.or(conn.settings.notification_driver) {
@@ -50,7 +55,9 @@ pub(crate) async fn send(a: SendArgs, out: &Out) -> Result<ExitCode, CliError> {
         .retry(conn.retry)
         .message_id_generator(move || id.clone())
         .build();
-    let result = notifier.notify(priority, &ctx, &a.event_type, payload).await;
+    let result = notifier
+        .notify(priority, &ctx, &a.event_type, payload)
+        .await;
     conn.transport.cleanup().await;
     result?;
     let line = json!({
@@ -81,7 +88,9 @@ fn mask_context(ctx: &Context) -> Value {
     let mut m = ctx.0.clone();
     for (k, v) in m.iter_mut() {
         let key = k.to_ascii_lowercase();
-        if (key.contains("token") || key.contains("password") || key.contains("secret")) && !v.is_null() {
+        if (key.contains("token") || key.contains("password") || key.contains("secret"))
+            && !v.is_null()
+        {
             *v = Value::String("****".into());
         }
     }
@@ -107,7 +116,11 @@ pub(crate) fn human_line(n: &Notification, max: usize) -> String {
         "{time:<26} {:<8} {:<24} {} {payload}",
         n.priority.as_upper(),
         n.publisher_id.as_deref().unwrap_or("-"),
-        if n.event_type.is_empty() { "-" } else { &n.event_type },
+        if n.event_type.is_empty() {
+            "-"
+        } else {
+            &n.event_type
+        },
     )
 }
 
@@ -118,7 +131,11 @@ pub(crate) async fn tail(a: TailArgs, out: &Out) -> Result<ExitCode, CliError> {
         .as_deref()
         .map(Regex::new)
         .transpose()
-        .map_err(|e| CliError::usage(format!("--event-type is not a valid regular expression: {e}")))?;
+        .map_err(|e| {
+            CliError::usage(format!(
+                "--event-type is not a valid regular expression: {e}"
+            ))
+        })?;
     let deadline = a.timeout.map(|t| seconds("--timeout", t)).transpose()?;
     if a.count == Some(0) {
         return Err(CliError::usage("--count must be at least 1"));
@@ -150,7 +167,9 @@ pub(crate) async fn tail(a: TailArgs, out: &Out) -> Result<ExitCode, CliError> {
                         return NotificationResult::Handled;
                     }
                 }
-                let got = taken.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| (v < limit).then_some(v + 1));
+                let got = taken.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                    (v < limit).then_some(v + 1)
+                });
                 if got.is_err() || tx.send(n).is_err() {
                     return NotificationResult::Requeue;
                 }
@@ -266,7 +285,7 @@ mod tests {
             "2024-05-01 12:00:00.123456 INFO     compute.host1            compute.instance.create.end {\"id\":1}"
         );
         let long = human_line(&n(json!({"k": "x".repeat(50)})), 10);
-        assert!(long.ends_with("{\"k\":\"xxxx... (59 chars)"), "{long}");
+        assert!(long.ends_with("{\"k\":\"xxxx... (58 chars)"), "{long}");
         let j = notification_json(&n(json!([1])));
         assert_eq!(j["priority"], "info");
         assert_eq!(j["ctxt"]["auth_token"], "****");

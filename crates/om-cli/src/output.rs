@@ -27,8 +27,12 @@ pub(crate) fn is_broken_pipe(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::BrokenPipe
 }
 
-/// The error of a failed write to standard output.
+/// The error of a failed write to standard output. A reader that went
+/// away (`om ... | head`) ends the command quietly.
 pub(crate) fn write_error(e: std::io::Error) -> CliError {
+    if is_broken_pipe(&e) {
+        return CliError::failure(String::new());
+    }
     CliError::failure(format!("cannot write to standard output: {e}"))
 }
 

@@ -47,9 +47,17 @@ pub(crate) fn brokers(url: &TransportUrl) -> Vec<Broker> {
         .hosts
         .iter()
         .map(|h| Broker {
-            host: if h.hostname.is_empty() { "localhost".to_owned() } else { h.hostname.clone() },
+            host: if h.hostname.is_empty() {
+                "localhost".to_owned()
+            } else {
+                h.hostname.clone()
+            },
             port: h.port.unwrap_or(port),
-            username: h.username.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| "guest".into()),
+            username: h
+                .username
+                .clone()
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(|| "guest".into()),
             password: h
                 .password
                 .as_ref()
@@ -72,7 +80,11 @@ pub(crate) fn brokers(url: &TransportUrl) -> Vec<Broker> {
 /// Checks that at least one broker of `url` can be reached (and, for
 /// RabbitMQ without TLS, logged in to). `tls`: the transport uses TLS, so
 /// only TCP is checked.
-pub(crate) async fn check(url: &TransportUrl, tls: bool, timeout: Duration) -> Result<(), CliError> {
+pub(crate) async fn check(
+    url: &TransportUrl,
+    tls: bool,
+    timeout: Duration,
+) -> Result<(), CliError> {
     let driver = url.driver();
     if default_port(driver).is_none() {
         // fake:// and third-party drivers: nothing to probe.
@@ -97,7 +109,10 @@ pub(crate) async fn check(url: &TransportUrl, tls: bool, timeout: Duration) -> R
     } else {
         "cannot reach the message broker"
     };
-    Err(CliError::connection(format!("{summary}: {}", detail.join("; "))))
+    Err(CliError::connection(format!(
+        "{summary}: {}",
+        detail.join("; ")
+    )))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +136,10 @@ fn unreachable(message: String) -> Failure {
 fn describe_io(b: &Broker, e: &std::io::Error) -> String {
     use std::io::ErrorKind::*;
     match e.kind() {
-        ConnectionRefused => format!("{}: connection refused (is the broker running and listening there?)", b.label()),
+        ConnectionRefused => format!(
+            "{}: connection refused (is the broker running and listening there?)",
+            b.label()
+        ),
         TimedOut => format!("{}: connection timed out", b.label()),
         ConnectionReset | ConnectionAborted | UnexpectedEof => {
             format!("{}: the connection was closed by the other side", b.label())
@@ -135,7 +153,10 @@ async fn tcp(b: &Broker, timeout: Duration) -> Result<(), Failure> {
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(unreachable(describe_io(b, &e))),
-        Err(_) => Err(unreachable(format!("{}: no answer within {timeout:?}", b.label()))),
+        Err(_) => Err(unreachable(format!(
+            "{}: no answer within {timeout:?}",
+            b.label()
+        ))),
     }
 }
 
@@ -153,7 +174,12 @@ fn vhost(url: &TransportUrl) -> String {
 }
 
 #[cfg(feature = "rabbit")]
-async fn amqp_connect(url: &TransportUrl, b: &Broker, timeout: Duration) -> Result<lapin::Connection, Failure> {
+async fn amqp_connect(
+    url: &TransportUrl,
+    b: &Broker,
+    timeout: Duration,
+) -> Result<lapin::Connection, Failure> {
+    use lapin::protocol::{AMQPErrorKind, AMQPHardError, AMQPSoftError};
     use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
     use lapin::{Connection, ConnectionProperties, ErrorKind};
     let vhost = vhost(url);
@@ -173,12 +199,22 @@ async fn amqp_connect(url: &TransportUrl, b: &Broker, timeout: Duration) -> Resu
             ..AMQPQueryString::default()
         },
     };
-    let props = ConnectionProperties::default().with_connection_name(format!("om-cli:{}", std::process::id()).into());
-    let connected = tokio::time::timeout(timeout + Duration::from_millis(500), Connection::connect_uri(uri, props)).await;
+    let props = ConnectionProperties::default()
+        .with_connection_name(format!("om-cli:{}", std::process::id()).into());
+    let connected = tokio::time::timeout(
+        timeout + Duration::from_millis(500),
+        Connection::connect_uri(uri, props),
+    )
+    .await;
     let e = match connected {
         Ok(Ok(c)) => return Ok(c),
         Ok(Err(e)) => e,
-        Err(_) => return Err(unreachable(format!("{}: no answer within {timeout:?}", b.label()))),
+        Err(_) => {
+            return Err(unreachable(format!(
+                "{}: no answer within {timeout:?}",
+                b.label()
+            )))
+        }
     };
     tracing::debug!(host = %b.label(), error = %crate::error::redact(&e.to_string()), "AMQP login failed");
     let refused = |what: String| Failure {
@@ -188,24 +224,22 @@ async fn amqp_connect(url: &TransportUrl, b: &Broker, timeout: Duration) -> Resu
     match e.kind() {
         ErrorKind::IOError(io) => Err(unreachable(describe_io(b, io))),
         ErrorKind::ProtocolError(amqp) => {
-            let code = amqp.get_id();
-            let text = amqp.get_message().to_string();
-            let detail = crate::error::redact(&text);
-            if text.contains("ACCESS_REFUSED") || amqp.kind().to_string() == "ACCESS-REFUSED" {
-                Err(refused(format!(
+            let detail = crate::error::redact(amqp.get_message().as_str());
+            match amqp.kind() {
+                AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) => Err(refused(format!(
                     "{}: authentication failed for user {:?} (wrong user name or password?): {detail}",
                     b.label(),
                     b.username
-                )))
-            } else if text.contains("NOT_ALLOWED") || amqp.kind().to_string() == "NOT-ALLOWED" {
-                Err(refused(format!(
+                ))),
+                AMQPErrorKind::Hard(AMQPHardError::NOTALLOWED) => Err(refused(format!(
                     "{}: user {:?} may not use virtual host {vhost:?}: {detail}",
                     b.label(),
                     b.username
-                )))
-            } else {
-                let _ = code;
-                Err(unreachable(format!("{}: the broker closed the connection: {detail}", b.label())))
+                ))),
+                _ => Err(unreachable(format!(
+                    "{}: the broker closed the connection: {detail}",
+                    b.label()
+                ))),
             }
         }
         _ => {
@@ -223,8 +257,14 @@ async fn amqp_connect(url: &TransportUrl, b: &Broker, timeout: Duration) -> Resu
 
 #[cfg(feature = "rabbit")]
 async fn amqp_login(url: &TransportUrl, b: &Broker, timeout: Duration) -> Result<(), Failure> {
+    let t0 = std::time::Instant::now();
     let conn = amqp_connect(url, b, timeout).await?;
-    let _ = conn.close(200, "OK".into()).await;
+    tracing::debug!(host = %b.label(), took = ?t0.elapsed(), "broker login checked");
+    // The broker may take a while to confirm the close; the command need
+    // not wait for it.
+    tokio::spawn(async move {
+        let _ = conn.close(200, "OK".into()).await;
+    });
     Ok(())
 }
 
@@ -233,7 +273,12 @@ async fn amqp_login(url: &TransportUrl, b: &Broker, timeout: Duration) -> Result
 /// a queue some other consumer still reads is kept. Best effort: failures
 /// are logged, never fatal.
 #[cfg(feature = "rabbit")]
-pub(crate) async fn delete_rabbit(url: &TransportUrl, queues: &[String], exchanges: &[String], if_unused: bool) {
+pub(crate) async fn delete_rabbit(
+    url: &TransportUrl,
+    queues: &[String],
+    exchanges: &[String],
+    if_unused: bool,
+) {
     use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
     if !matches!(url.driver(), "rabbit" | "kombu") {
         return;
@@ -244,7 +289,9 @@ pub(crate) async fn delete_rabbit(url: &TransportUrl, queues: &[String], exchang
         };
         for q in queues {
             // A failed delete closes the channel: one channel per operation.
-            let Ok(ch) = conn.create_channel().await else { break };
+            let Ok(ch) = conn.create_channel().await else {
+                break;
+            };
             let opts = QueueDeleteOptions {
                 if_unused,
                 ..QueueDeleteOptions::default()
@@ -256,7 +303,9 @@ pub(crate) async fn delete_rabbit(url: &TransportUrl, queues: &[String], exchang
             let _ = ch.close(200, "OK".into()).await;
         }
         for x in exchanges {
-            let Ok(ch) = conn.create_channel().await else { break };
+            let Ok(ch) = conn.create_channel().await else {
+                break;
+            };
             let opts = ExchangeDeleteOptions {
                 if_unused: true,
                 ..ExchangeDeleteOptions::default()
@@ -273,7 +322,13 @@ pub(crate) async fn delete_rabbit(url: &TransportUrl, queues: &[String], exchang
 
 /// Without the RabbitMQ driver there is nothing to delete.
 #[cfg(not(feature = "rabbit"))]
-pub(crate) async fn delete_rabbit(_url: &TransportUrl, _queues: &[String], _exchanges: &[String], _if_unused: bool) {}
+pub(crate) async fn delete_rabbit(
+    _url: &TransportUrl,
+    _queues: &[String],
+    _exchanges: &[String],
+    _if_unused: bool,
+) {
+}
 
 #[cfg(test)]
 mod tests {
@@ -283,7 +338,10 @@ mod tests {
     fn broker_defaults() {
         let u = TransportUrl::parse("rabbit://").unwrap();
         let b = brokers(&u);
-        assert_eq!((b[0].label(), b[0].username.as_str()), ("localhost:5672".to_owned(), "guest"));
+        assert_eq!(
+            (b[0].label(), b[0].username.as_str()),
+            ("localhost:5672".to_owned(), "guest")
+        );
         let u = TransportUrl::parse("kafka://k1,k2:9093/").unwrap();
         let labels: Vec<String> = brokers(&u).iter().map(Broker::label).collect();
         assert_eq!(labels, vec!["k1:9092", "k2:9093"]);
@@ -294,10 +352,16 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         drop(l);
-        let u = TransportUrl::parse(&format!("rabbit://me:pw-unit-secret@127.0.0.1:{port}/")).unwrap();
+        let u =
+            TransportUrl::parse(&format!("rabbit://me:pw-unit-secret@127.0.0.1:{port}/")).unwrap();
         let e = check(&u, false, Duration::from_secs(2)).await.unwrap_err();
         assert_eq!(e.code, crate::error::ExitCode::Connection);
-        assert!(e.message.contains(&format!("127.0.0.1:{port}: connection refused")), "{}", e.message);
+        assert!(
+            e.message
+                .contains(&format!("127.0.0.1:{port}: connection refused")),
+            "{}",
+            e.message
+        );
         assert!(!e.message.contains("pw-unit-secret"));
         let e = check(&u, true, Duration::from_secs(2)).await.unwrap_err();
         assert!(e.message.contains("connection refused"), "{}", e.message);

@@ -7,9 +7,9 @@ use crate::input::object_arg;
 use crate::output::Out;
 use om::rpc::{Endpoint, HandlerError, RpcClient, RpcServer};
 use om::{Context, Target};
-use serde_json::Value;
 use serde::Deserialize;
 use serde_json::json;
+use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,12 +33,17 @@ pub(crate) async fn call(a: CallArgs, cast: bool, out: &Out) -> Result<ExitCode,
     // Everything the user typed is checked before the broker is contacted.
     let target = target(&a)?;
     if a.fanout && !cast {
-        return Err(CliError::usage("--fanout is for casts: a call needs one server to reply"));
+        return Err(CliError::usage(
+            "--fanout is for casts: a call needs one server to reply",
+        ));
     }
     let kwargs = object_arg("ARGS-JSON", a.args.as_deref())?;
     let ctx = Context::from(object_arg("--context", a.context.as_deref())?);
     let timeout = a.timeout.map(|t| seconds("--timeout", t)).transpose()?;
-    let monitor = a.call_monitor_timeout.map(|t| seconds("--call-monitor-timeout", t)).transpose()?;
+    let monitor = a
+        .call_monitor_timeout
+        .map(|t| seconds("--call-monitor-timeout", t))
+        .transpose()?;
 
     let conn = open(&a.transport, Purpose::Rpc).await?;
     let timeout = timeout
@@ -54,9 +59,15 @@ pub(crate) async fn call(a: CallArgs, cast: bool, out: &Out) -> Result<ExitCode,
     let span = tracing::info_span!("om_cli.rpc", method = %a.method, target = %target, cast);
     let result = async {
         if cast {
-            client.cast(&ctx, &a.method, Value::Object(kwargs)).await.map(|()| None)
+            client
+                .cast(&ctx, &a.method, Value::Object(kwargs))
+                .await
+                .map(|()| None)
         } else {
-            client.call_value(&ctx, &a.method, Value::Object(kwargs)).await.map(Some)
+            client
+                .call_value(&ctx, &a.method, Value::Object(kwargs))
+                .await
+                .map(Some)
         }
     }
     .instrument(span)
@@ -81,7 +92,10 @@ pub(crate) async fn call(a: CallArgs, cast: bool, out: &Out) -> Result<ExitCode,
                 err.message.push_str(&format!(
                     " (is a server listening on topic {:?}{}? --timeout was {:?})",
                     a.topic,
-                    a.server.as_deref().map(|s| format!(", server {s:?}")).unwrap_or_default(),
+                    a.server
+                        .as_deref()
+                        .map(|s| format!(", server {s:?}"))
+                        .unwrap_or_default(),
                     timeout
                 ));
             }
@@ -227,6 +241,9 @@ pub(crate) async fn responder(a: ResponderArgs, out: &Out) -> Result<ExitCode, C
     server.stop().await?;
     server.wait().await?;
     conn.transport.cleanup().await;
-    eprintln!("om: responder stopped after {} request(s)", handled.load(Ordering::Relaxed));
+    eprintln!(
+        "om: responder stopped after {} request(s)",
+        handled.load(Ordering::Relaxed)
+    );
     Ok(ExitCode::Ok)
 }
