@@ -22,7 +22,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// Time limit of the blocking calls made while partitions are assigned
@@ -31,6 +31,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Longest single poll, so that control messages are served promptly.
 const MAX_POLL_STEP: Duration = Duration::from_millis(100);
+
+/// Shortest interval between two commits while records are flowing.
+const COMMIT_EVERY: Duration = Duration::from_millis(50);
 
 /// Forwards librdkafka's log lines to `tracing`.
 pub(crate) fn forward_log(level: RDKafkaLogLevel, fac: &str, message: &str) {
@@ -109,20 +112,11 @@ impl Tracker {
     }
 
     /// Records that `offset` of `tp` is handed out; returns the generation.
-    fn delivered(&mut self, tp: &Tp, offset: i64) -> u64 {
-        if !self.partitions.contains_key(tp) {
-            // Not expected (records come from assigned partitions), but
-            // track it rather than lose the record.
-            self.assign(tp.clone(), None, None);
-        }
-        match self.partitions.get_mut(tp) {
-            Some(st) => {
-                st.pending.insert(offset);
-                st.next = Some(st.next.map_or(offset + 1, |n| n.max(offset + 1)));
-                st.generation
-            }
-            None => 0,
-        }
+    fn delivered(&mut self, tp: &Tp, offset: i64) -> Option<u64> {
+        let st = self.partitions.get_mut(tp)?;
+        st.pending.insert(offset);
+        st.next = Some(st.next.map_or(offset + 1, |n| n.max(offset + 1)));
+        Some(st.generation)
     }
 
     fn acknowledge(&mut self, tp: &Tp, offset: i64, generation: u64) -> bool {
@@ -581,6 +575,8 @@ fn push(
     ctl_rx: &std_mpsc::Receiver<Ctl>,
     consumer: &BaseConsumer<ListenerContext>,
     shared: &Shared,
+    last_commit: &mut Instant,
+    dirty: &mut bool,
 ) -> std::result::Result<(), Option<Ctl>> {
     loop {
         match tx.try_send(item) {
@@ -588,8 +584,13 @@ fn push(
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(None),
             Err(mpsc::error::TrySendError::Full(back)) => {
                 item = back;
+                if *dirty && last_commit.elapsed() >= COMMIT_EVERY {
+                    shared.commit(consumer, None);
+                    *dirty = false;
+                    *last_commit = Instant::now();
+                }
                 match ctl_rx.recv_timeout(Duration::from_millis(5)) {
-                    Ok(Ctl::Commit) => shared.commit(consumer, None),
+                    Ok(Ctl::Commit) => *dirty = true,
                     Ok(other) => return Err(Some(other)),
                     Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                     Err(std_mpsc::RecvTimeoutError::Disconnected) => return Err(None),
@@ -612,16 +613,18 @@ fn run(
     let mut done: Option<oneshot::Sender<()>> = None;
     let mut shutdown = false;
     let mut last_error: Option<String> = None;
+    let mut dirty = false;
+    let mut idle = true;
+    let mut last_commit = Instant::now();
     'outer: loop {
         // Serve control messages.
         let mut pending_ctl: Vec<Ctl> = Vec::new();
         while let Ok(c) = ctl_rx.try_recv() {
             pending_ctl.push(c);
         }
-        let mut want_commit = false;
         for c in pending_ctl {
             match c {
-                Ctl::Commit => want_commit = true,
+                Ctl::Commit => dirty = true,
                 Ctl::Stop(reply) => {
                     out = None;
                     let _ = reply.send(());
@@ -632,13 +635,20 @@ fn run(
                 }
             }
         }
-        if want_commit || shutdown {
+        // Commit what was acknowledged: at once when idle, at most every
+        // COMMIT_EVERY while records are flowing (one synchronous commit
+        // then covers many acknowledgements).
+        if shutdown || (dirty && (idle || last_commit.elapsed() >= COMMIT_EVERY)) {
             shared.commit(&consumer, None);
+            dirty = false;
+            last_commit = Instant::now();
         }
         if shutdown {
             break 'outer;
         }
-        match consumer.poll(step) {
+        let polled = consumer.poll(if dirty { step.min(COMMIT_EVERY) } else { step });
+        idle = polled.is_none();
+        match polled {
             None => {}
             Some(Err(e)) => {
                 let text = e.to_string();
@@ -656,7 +666,10 @@ fn run(
                 };
                 let tp: Tp = (record.topic().to_owned(), record.partition());
                 let offset = record.offset();
-                let generation = shared.tracker().delivered(&tp, offset);
+                let Some(generation) = shared.tracker().delivered(&tp, offset) else {
+                    tracing::warn!(topic = %tp.0, partition = tp.1, offset, "skipping a record of a partition not assigned to this listener");
+                    continue;
+                };
                 let item = match codec::decode_notification(record.payload()) {
                     Ok((ctxt, message)) => {
                         let handle = Arc::new(KafkaHandle {
@@ -683,7 +696,15 @@ fn run(
                     }
                 };
                 drop(record);
-                match push(tx, item, &ctl_rx, &consumer, &shared) {
+                match push(
+                    tx,
+                    item,
+                    &ctl_rx,
+                    &consumer,
+                    &shared,
+                    &mut last_commit,
+                    &mut dirty,
+                ) {
                     Ok(()) => {}
                     Err(None) => out = None,
                     Err(Some(Ctl::Stop(reply))) => {
