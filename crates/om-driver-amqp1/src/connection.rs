@@ -308,6 +308,7 @@ pub(crate) struct Conn {
     handle: tokio::sync::Mutex<ConnectionHandle<()>>,
     broken: AtomicBool,
     broken_notify: Notify,
+    broken_watch: watch::Sender<bool>,
 }
 
 impl fmt::Debug for Conn {
@@ -356,6 +357,15 @@ impl Conn {
             );
         }
         self.broken_notify.notify_one();
+        self.broken_watch.send_replace(true);
+    }
+
+    /// Resolves once the connection is reported broken.
+    pub(crate) async fn wait_broken(&self) {
+        let mut rx = self.broken_watch.subscribe();
+        // An error means the sender is gone, which cannot happen while
+        // `self` lives; either way there is nothing more to wait for.
+        let _ = rx.wait_for(|b| *b).await;
     }
 
     /// Marks the connection broken if its engine stopped; returns whether
@@ -603,6 +613,7 @@ impl Connector {
             handle: tokio::sync::Mutex::new(handle),
             broken: AtomicBool::new(false),
             broken_notify: Notify::new(),
+            broken_watch: watch::channel(false).0,
         }))
     }
 }

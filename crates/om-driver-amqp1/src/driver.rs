@@ -207,9 +207,11 @@ impl Amqp1Driver {
                 {
                     address = rabbit_fanout_send_address(&address);
                 }
+                // After a reconnection: the new connection's reply address.
+                let fresh = self.replies.address_for(conn.generation);
                 let info = call.as_ref().map(|(msg_id, reply_to)| CallInfo {
                     msg_id,
-                    reply_to,
+                    reply_to: fresh.as_deref().unwrap_or(reply_to),
                     ttl,
                 });
                 let m = codec::request(

@@ -125,6 +125,14 @@ impl Replies {
         }
     }
 
+    /// The reply address attached on connection `generation`, if any.
+    pub(crate) fn address_for(&self, generation: u64) -> Option<String> {
+        match &*self.address.borrow() {
+            Some((g, a)) if *g == generation => Some(a.clone()),
+            _ => None,
+        }
+    }
+
     fn deliver(&self, correlation_id: &str, event: ReplyEvent) -> bool {
         let calls = self.calls.lock().unwrap_or_else(|e| e.into_inner());
         match calls.get(correlation_id) {

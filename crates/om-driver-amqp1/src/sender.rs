@@ -123,6 +123,21 @@ impl SenderPool {
         message: AmqpMessage,
         settled: bool,
     ) -> Attempt {
+        // A link on a dying connection may wait for credit or an outcome
+        // that never comes: give up as soon as the connection is lost.
+        tokio::select! {
+            a = self.send_on_link(conn, address, message, settled) => a,
+            _ = conn.wait_broken() => Attempt::Failed("the connection was lost".into()),
+        }
+    }
+
+    async fn send_on_link(
+        &self,
+        conn: &Conn,
+        address: &str,
+        message: AmqpMessage,
+        settled: bool,
+    ) -> Attempt {
         let slot = self.slot(address);
         let mut guard = slot.lock().await;
         if guard

@@ -1,6 +1,7 @@
 //! Shared helpers of the integration tests.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod router;
 
 use std::time::Duration;
