@@ -394,6 +394,19 @@ mod tests {
     }
 
     #[test]
+    fn header_section_is_an_empty_list_without_ttl() {
+        // described list 0x70 (header), list0: exactly what Proton sends.
+        assert_eq!(
+            serde_amqp::to_vec(&header(None)).unwrap(),
+            vec![0x00, 0x53, 0x70, 0x45]
+        );
+        let with_ttl = serde_amqp::to_vec(&header(Some(Duration::from_secs(8)))).unwrap();
+        assert_eq!(&with_ttl[..3], &[0x00, 0x53, 0x70]);
+        let back: Header = serde_amqp::from_slice(&with_ttl).unwrap();
+        assert_eq!(back.ttl, Some(8000));
+    }
+
+    #[test]
     fn cast_layout() {
         let m = request(
             "t",

@@ -55,7 +55,7 @@
 //! * **RabbitMQ 3.x with the `rabbitmq_amqp1_0` plugin** (legacy addressing):
 //!   fixed addresses only; no dynamic sources, no anonymous relay. The
 //!   driver therefore declares its per-process queues itself over AMQP
-//!   0-9-1 on the same port ([`amqp091`]): the reply queue
+//!   0-9-1 on the same port (a minimal built-in client): the reply queue
 //!   `om.reply.<hex>` and, per RPC server, a fanout queue
 //!   `<broadcast address>.<hex>` bound to `amq.topic` with the broadcast
 //!   address as key; both with `x-expires` and deleted on cleanup, consumed
@@ -67,8 +67,27 @@
 //!   queues). A body-less heartbeat arrives as an empty data section: om
 //!   reads it as a heartbeat (Python cannot).
 //!
-//! Listener pools are not supported (`NotSupported`), as in the Python
-//! driver.
+//! ## What servers and listeners see
+//!
+//! * The context of an RPC request gets `client_timeout` (the request's
+//!   `call_monitor_timeout`, `null` without one), notifications get
+//!   `client_timeout: null`, as with om's other drivers.
+//! * AMQP 1.0 messages carry no `_unique_id`. [`IncomingMessage::unique_id`]
+//!   is the call's `message-id` (stable across redeliveries), a
+//!   notification's `message_id` field, or for a cast a fresh id.
+//! * Listener pools are not supported (`NotSupported`), as in the Python
+//!   driver.
+//!
+//! [`IncomingMessage::unique_id`]: om_driver_api::IncomingMessage::unique_id
+//!
+//! ## Tests
+//!
+//! `tests/support/router.rs` is a **test fixture, not a product**: a small
+//! in-process AMQP 1.0 router on fe2o3-amqp's `acceptor` feature
+//! (dev-dependency only) with anycast, multicast, dynamic sources and
+//! anonymous relay, standing in for Qpid Dispatch Router. The conformance
+//! suite runs against it (routable addressing) and against RabbitMQ's
+//! plugin (`OM_AMQP1_BROKER_URL`, legacy addressing).
 
 pub mod address;
 mod amqp091;
