@@ -2,7 +2,7 @@
 
 use crate::args::ShowArgs;
 use crate::error::{CliError, ExitCode};
-use crate::output::{write_error, Out};
+use crate::output::Out;
 
 /// Prints the effective configuration, secrets masked; warnings (unknown
 /// or deprecated options) are logged on stderr while loading.
@@ -16,7 +16,8 @@ pub(crate) fn show(a: ShowArgs, out: &Out) -> Result<ExitCode, CliError> {
     crate::connect::register_config_secrets(&cfg);
     // render_effective masks secrets itself; the scrub is a second net.
     let text = crate::error::redact(&cfg.render_effective());
-    out.line(text.trim_end()).map_err(write_error)?;
+    out.line(text.trim_end())
+        .map_err(crate::output::write_error)?;
     Ok(ExitCode::Ok)
 }
 

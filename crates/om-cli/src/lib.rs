@@ -89,6 +89,16 @@ pub fn main() -> ExitCode {
 
 /// Runs `om` with the given arguments (the first is the program name) and
 /// returns the exit code. Usage errors and `--help` are printed by clap.
+///
+/// ```
+/// use om_cli::{run, ExitCode};
+/// // A notification through the in-memory transport (prints its message id).
+/// let code = run(["om", "notify", "send", "--url", "fake://", "--event-type", "demo.event", r#"{"k": 1}"#]);
+/// assert_eq!(code, ExitCode::Ok);
+/// // Bad JSON is a usage error, reported before any broker is contacted.
+/// let code = run(["om", "rpc", "call", "--url", "fake://", "--topic", "t", "echo", "{oops"]);
+/// assert_eq!(code, ExitCode::Usage);
+/// ```
 pub fn run<I, T>(args: I) -> ExitCode
 where
     I: IntoIterator<Item = T>,

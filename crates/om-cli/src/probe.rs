@@ -12,6 +12,7 @@ use std::time::Duration;
 
 /// One broker address of a transport URL.
 #[derive(Clone)]
+#[cfg_attr(not(feature = "rabbit"), allow(dead_code))]
 pub(crate) struct Broker {
     pub(crate) host: String,
     pub(crate) port: u16,

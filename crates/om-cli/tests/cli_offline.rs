@@ -239,6 +239,7 @@ async fn bad_json_names_the_argument_and_the_position() {
     );
 }
 
+#[cfg(feature = "rabbit")]
 #[tokio::test]
 async fn unreachable_broker_exits_5_without_the_password() {
     let port = closed_port();
@@ -353,6 +354,14 @@ async fn configuration_errors_exit_6() {
     )
     .await;
     r.expect_code(6);
+    if !cfg!(feature = "config") {
+        assert!(
+            r.stderr.contains("needs the `config` feature"),
+            "{}",
+            r.stderr
+        );
+        return;
+    }
     assert!(
         r.stderr
             .contains("cannot read configuration file /nonexistent/om-cli.conf"),
@@ -377,6 +386,7 @@ async fn configuration_errors_exit_6() {
     assert!(!r.stderr.contains("Cfg-Secret-1"), "{}", r.stderr);
 }
 
+#[cfg(feature = "config")]
 #[tokio::test]
 async fn config_show_masks_passwords() {
     let f = TempFile::new(
@@ -419,6 +429,7 @@ async fn config_show_masks_passwords() {
     }
 }
 
+#[cfg(feature = "config")]
 #[tokio::test]
 async fn config_file_as_transport_source() {
     // The file's URL is used (and probed: nothing listens there).
