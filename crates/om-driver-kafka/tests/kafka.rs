@@ -672,3 +672,17 @@ async fn stop_ends_the_stream_and_cleanup_closes() {
         .expect_err("closed");
     assert!(matches!(err, Error::Closed));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_brokers_in_the_url_one_of_them_down() {
+    let Some(url) = kafka_url() else { return };
+    // Nothing listens on port 1: librdkafka bootstraps from the live one.
+    let multi = format!("kafka://127.0.0.1:1,{}/", bootstrap(&url));
+    let t = transport(&multi, &[]).await;
+    let topic = unique("multi");
+    let mut l = listen(&t, &topic, &[Priority::Info], Some(&unique("multi-pool"))).await;
+    notify(&t, &topic, Priority::Info, json!({"n": 1})).await;
+    assert_eq!(numbers(&collect(&mut l, 1, JOIN).await), vec![1]);
+    l.cleanup().await.expect("cleanup");
+    t.cleanup().await;
+}
