@@ -30,12 +30,20 @@ impl Broker {
     }
 
     /// Loopback port; chosen away from the brokers' defaults so a system
-    /// broker on 5672 / 9092 is never touched.
+    /// broker on 5672 / 9092 is never touched. `OM_TEST_PORT_BASE` (default
+    /// 35672) moves all of them, so two checkouts can test side by side:
+    /// RabbitMQ nodes on base and base+1 (Erlang distribution on +20000),
+    /// tansu on base+3420 (39092 by default).
     pub fn port(self) -> u16 {
+        let base = std::env::var("OM_TEST_PORT_BASE")
+            .ok()
+            .and_then(|v| v.parse::<u16>().ok())
+            .filter(|b| (1024..=45000).contains(b))
+            .unwrap_or(35672);
         match self {
-            Broker::Rabbit1 => 35672,
-            Broker::Rabbit2 => 35673,
-            Broker::Tansu => 39092,
+            Broker::Rabbit1 => base,
+            Broker::Rabbit2 => base + 1,
+            Broker::Tansu => base + 3420,
         }
     }
 
