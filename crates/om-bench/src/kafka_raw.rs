@@ -1,0 +1,135 @@
+//! Raw rdkafka: notifications end to end with a `FutureProducer` and a
+//! `StreamConsumer`, without any om code. Same topic naming as om
+//! (`<topic>.info`), same producer batching as oslo's defaults
+//! (`linger.ms` 0), at-least-once consumption: an offset is stored for
+//! commit only after the message was handled.
+
+use crate::harness::{self, BenchResult, RunSpec};
+use anyhow::{Context as _, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `kafka://host:port,host2:port2/...` → `host:port,host2:port2`.
+pub fn bootstrap_servers(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let hosts = rest.split(['/', '?']).next().unwrap_or_default();
+    if hosts.is_empty() {
+        "127.0.0.1:9092".into()
+    } else {
+        hosts.to_owned()
+    }
+}
+
+/// Creates `topic` with the broker's default partitioning (an existing
+/// topic is fine).
+pub async fn create_topic(bootstrap: &str, topic: &str) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .context("creating the admin client")?;
+    let new = NewTopic::new(topic, -1, TopicReplication::Fixed(-1));
+    let opts = AdminOptions::new().operation_timeout(Some(Timeout::After(Duration::from_secs(10))));
+    // An error here (e.g. the topic exists) is not fatal: producing
+    // auto-creates the topic anyway.
+    let _ = admin.create_topics([&new], &opts).await;
+    Ok(())
+}
+
+/// Notifications: `concurrency` senders awaiting each delivery report,
+/// counted by one consumer in its own group.
+pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
+    let bootstrap = bootstrap_servers(&spec.url);
+    let topic = format!("{}_notify.info", spec.prefix);
+    create_topic(&bootstrap, &topic).await?;
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", format!("{}_raw_group", spec.prefix))
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "latest")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
+        .set("topic.metadata.refresh.interval.ms", "5000")
+        .set("enable.partition.eof", "false")
+        .create()
+        .context("creating the consumer")?;
+    consumer
+        .subscribe(&[topic.as_str()])
+        .context("subscribing")?;
+    let consumer = Arc::new(consumer);
+    let arrivals = Arc::new(AtomicU64::new(0));
+    {
+        let (consumer, counter) = (consumer.clone(), arrivals.clone());
+        tokio::spawn(async move {
+            loop {
+                match consumer.recv().await {
+                    Ok(m) => {
+                        counter.fetch_add(1, Ordering::AcqRel);
+                        let _ = consumer.store_offset_from_message(&m);
+                    }
+                    Err(e) => {
+                        eprintln!("om-bench: raw consumer error: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+    }
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "0")
+        .set("batch.num.messages", "16384")
+        .create()
+        .context("creating the producer")?;
+    let body = Arc::new(crate::rabbit_raw::body(spec.payload_bytes));
+    let topic = Arc::new(topic);
+    let send = {
+        let (producer, topic) = (producer.clone(), topic.clone());
+        move |body: Arc<Vec<u8>>| {
+            let (producer, topic) = (producer.clone(), topic.clone());
+            async move {
+                let record: FutureRecord<'_, (), [u8]> =
+                    FutureRecord::to(topic.as_str()).payload(body.as_slice());
+                producer
+                    .send(record, Timeout::After(Duration::from_secs(30)))
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| anyhow::anyhow!("produce failed: {e}"))
+            }
+        }
+    };
+    // Probes until the group formed and one arrives.
+    let started = tokio::time::Instant::now();
+    loop {
+        send(body.clone()).await?;
+        if harness::wait_for_count(&arrivals, 1, Duration::from_millis(500)).await {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "no message arrived within 120 s"
+        );
+    }
+    let ready_after = started.elapsed();
+    let timeline = spec.window.start();
+    let (arrived, outcome) =
+        harness::senders_with_arrivals(spec.concurrency, timeline, arrivals, move |_, _| {
+            let (send, body) = (send.clone(), body.clone());
+            async move { send(body).await }
+        })
+        .await;
+    let mut result =
+        harness::finish_arrivals(spec.result("kafka", "raw", "notify"), arrived, outcome);
+    result.notes.push(format!(
+        "consumer ready (first probe received) after {:.1} s",
+        ready_after.as_secs_f64()
+    ));
+    Ok(result)
+}
