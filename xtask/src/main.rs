@@ -12,6 +12,7 @@
 //! as root, a Python venv from PyPI), and every broker runs as a plain
 //! background process on a fixed loopback port with its state under `.om/`.
 
+mod bench;
 mod brokers;
 mod cmd;
 mod matrix;
@@ -37,6 +38,7 @@ fn run() -> Result<()> {
         ["python"] => provision::python_venv().map(|_| ()),
         ["test", rest @ ..] => test::run(rest),
         ["matrix", rest @ ..] => matrix::run(rest),
+        ["bench", rest @ ..] => bench::run(rest),
         [] | ["help"] | ["--help"] | ["-h"] => {
             println!("{}", HELP);
             Ok(())
