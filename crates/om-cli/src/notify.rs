@@ -15,7 +15,7 @@ use serde_json::json;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 fn parse_priority(s: &str) -> Result<Priority, CliError> {
     s.parse::<Priority>().map_err(|_| {
@@ -149,7 +149,10 @@ pub(crate) async fn tail(a: TailArgs, out: &Out) -> Result<ExitCode, CliError> {
     // Handlers take a slot (up to --count) and pass the notification on;
     // once every slot is taken, later ones go back to the broker (where
     // the driver can requeue) for the other consumers.
-    let (tx, mut rx) = mpsc::unbounded_channel::<Notification>();
+    // Each notification travels with a reply: acknowledged once printed,
+    // handed back to the broker when it could not be (stdout closed,
+    // stopping).
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Notification, oneshot::Sender<bool>)>();
     let taken = Arc::new(AtomicU64::new(0));
     let limit = a.count.unwrap_or(u64::MAX);
     let mut endpoint = Endpoint::new();
@@ -170,10 +173,17 @@ pub(crate) async fn tail(a: TailArgs, out: &Out) -> Result<ExitCode, CliError> {
                 let got = taken.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
                     (v < limit).then_some(v + 1)
                 });
-                if got.is_err() || tx.send(n).is_err() {
+                if got.is_err() {
                     return NotificationResult::Requeue;
                 }
-                NotificationResult::Handled
+                let (done_tx, done_rx) = oneshot::channel();
+                if tx.send((n, done_tx)).is_err() {
+                    return NotificationResult::Requeue;
+                }
+                match done_rx.await {
+                    Ok(true) => NotificationResult::Handled,
+                    _ => NotificationResult::Requeue,
+                }
             }
         });
     }
@@ -218,9 +228,11 @@ pub(crate) async fn tail(a: TailArgs, out: &Out) -> Result<ExitCode, CliError> {
     loop {
         tokio::select! {
             n = rx.recv() => {
-                let Some(n) = n else { break };
+                let Some((n, done)) = n else { break };
                 let text = if a.json { notification_json(&n).to_string() } else { human_line(&n, a.max_payload) };
-                if let Err(e) = out.line(&text) {
+                let printed = out.line(&text);
+                let _ = done.send(printed.is_ok());
+                if let Err(e) = printed {
                     if !is_broken_pipe(&e) {
                         failure = Some(write_error(e));
                     }

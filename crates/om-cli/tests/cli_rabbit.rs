@@ -963,3 +963,93 @@ async fn config_file_drives_the_client() {
     resp.close_stdin();
     resp.wait(Duration::from_secs(30)).await;
 }
+
+#[tokio::test]
+async fn tail_takes_only_what_it_shows() {
+    let Some(url) = rabbit_url() else { return };
+    let topic = unique("cli_count");
+    for i in 1..=4 {
+        let event = format!("seq.e{i}");
+        om(
+            &[
+                "notify",
+                "send",
+                "--url",
+                &url,
+                "--topic",
+                &topic,
+                "--event-type",
+                &event,
+            ],
+            None,
+        )
+        .await
+        .expect_code(0);
+    }
+    // --count 1 shows one; the others go back to the queue.
+    let r = om(
+        &[
+            "notify",
+            "tail",
+            "--url",
+            &url,
+            "--topic",
+            &topic,
+            "--json",
+            "--count",
+            "1",
+            "--timeout",
+            "30",
+        ],
+        None,
+    )
+    .await;
+    r.expect_code(0);
+    let events = |out: &str| -> Vec<String> {
+        out.lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).expect("json")["event_type"]
+                    .as_str()
+                    .expect("event")
+                    .to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(events(&r.stdout), ["seq.e1"]);
+    // A reader that goes away after one line (`| head -n 1`) does not
+    // lose the notification om could not write.
+    let script = format!(
+        "{} notify tail --url \"$OM_URL\" --topic {topic} --json | head -n 1",
+        common::om_bin()
+    );
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new("sh")
+            .args(["-c", &script])
+            .env("OM_URL", &url)
+            .output(),
+    )
+    .await
+    .expect("om exits once its reader is gone")
+    .expect("sh runs");
+    assert_eq!(events(&String::from_utf8_lossy(&out.stdout)), ["seq.e2"]);
+    let r = om(
+        &[
+            "notify",
+            "tail",
+            "--url",
+            &url,
+            "--topic",
+            &topic,
+            "--json",
+            "--count",
+            "2",
+            "--timeout",
+            "30",
+        ],
+        None,
+    )
+    .await;
+    r.expect_code(0);
+    assert_eq!(events(&r.stdout), ["seq.e3", "seq.e4"]);
+}
