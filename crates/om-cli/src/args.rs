@@ -12,7 +12,8 @@ const EXAMPLES: &str = "\
 Examples:
   om rpc call --url rabbit://nova:PASS@ctl1:5672/ --topic compute --server host1 \\
       --version 6.0 get_host_uptime '{}'
-  om rpc call --config /etc/nova/nova.conf --topic conductor ping @args.json
+  om rpc call --config /etc/nova/nova.conf --topic conductor --server ctl1 oslo_rpc_server_ping
+  om rpc cast --url rabbit://nova:PASS@ctl1:5672/ --topic compute --fanout refresh @args.json
   om notify tail --config /etc/nova/nova.conf --pool om-debug --event-type '^compute\\.instance'
   om bench rpc --url rabbit://guest:guest@127.0.0.1:5672/ --concurrency 16 --duration 10
   om config show --config /etc/nova/nova.conf";

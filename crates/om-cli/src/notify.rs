@@ -28,6 +28,11 @@ fn parse_priority(s: &str) -> Result<Priority, CliError> {
 /// `om notify send`.
 pub(crate) async fn send(a: SendArgs, out: &Out) -> Result<ExitCode, CliError> {
     let priority = parse_priority(&a.priority)?;
+    if a.payload.as_deref() == Some("-") && a.context.as_deref() == Some("-") {
+        return Err(CliError::usage(
+            "PAYLOAD-JSON and --context cannot both be read from standard input",
+        ));
+    }
     let payload = json_arg("PAYLOAD-JSON", a.payload.as_deref())?
         .unwrap_or_else(|| Value::Object(Default::default()));
     let ctx = Context::from(object_arg("--context", a.context.as_deref())?);

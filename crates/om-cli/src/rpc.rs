@@ -37,6 +37,11 @@ pub(crate) async fn call(a: CallArgs, cast: bool, out: &Out) -> Result<ExitCode,
             "--fanout is for casts: a call needs one server to reply",
         ));
     }
+    if a.args.as_deref() == Some("-") && a.context.as_deref() == Some("-") {
+        return Err(CliError::usage(
+            "ARGS-JSON and --context cannot both be read from standard input",
+        ));
+    }
     let kwargs = object_arg("ARGS-JSON", a.args.as_deref())?;
     let ctx = Context::from(object_arg("--context", a.context.as_deref())?);
     let timeout = a.timeout.map(|t| seconds("--timeout", t)).transpose()?;

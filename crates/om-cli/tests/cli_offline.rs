@@ -237,6 +237,29 @@ async fn bad_json_names_the_argument_and_the_position() {
         "{}",
         r.stderr
     );
+
+    let r = om(
+        &[
+            "rpc",
+            "call",
+            "--url",
+            "fake://",
+            "--topic",
+            "t",
+            "--context",
+            "-",
+            "echo",
+            "-",
+        ],
+        Some("{}"),
+    )
+    .await;
+    r.expect_code(2);
+    assert!(
+        r.stderr.contains("cannot both be read from standard input"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[cfg(feature = "rabbit")]
