@@ -12,6 +12,8 @@ mod common;
 use common::*;
 use om_driver_api::om_core::Priority;
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -24,8 +26,17 @@ async fn listeners_resume_after_a_broker_restart() {
         println!("SKIPPED (OM_KAFKA_CTL not set)");
         return;
     }
-    let latest_t = transport(&url, &[]).await;
-    let earliest_t = transport(&url, &[("auto_offset_reset", "earliest")]).await;
+    // The listeners create the topic with the 4 partitions tansu gives
+    // topics it auto-creates, so the producer's re-creation after the
+    // restart does not change the partition count: librdkafka 2.12.1 was
+    // seen to crash (SIGSEGV in rd_kafka_metadata_update_op) when a topic
+    // came back from a restarted tansu with another partition count.
+    let latest_t = transport(&url, &[("topic_partitions", "4")]).await;
+    let earliest_t = transport(
+        &url,
+        &[("auto_offset_reset", "earliest"), ("topic_partitions", "4")],
+    )
+    .await;
     let topic = unique("restart");
     let mut earliest = listen(
         &earliest_t,
@@ -43,7 +54,6 @@ async fn listeners_resume_after_a_broker_restart() {
     .await;
 
     const BEFORE: i64 = 10;
-    const TOTAL: i64 = 60;
     for n in 1..=BEFORE {
         notify(&latest_t, &topic, Priority::Info, json!({"n": n})).await;
     }
@@ -58,19 +68,23 @@ async fn listeners_resume_after_a_broker_restart() {
 
     broker_ctl("stop");
     let stopped = Instant::now();
-    // A stream of notifications, one every 200 ms; the first ones wait in
-    // the producer until the broker is back.
+    // A stream of notifications, one every 200 ms, until told to stop; the
+    // first ones wait in the producer until the broker is back.
+    let stop = Arc::new(AtomicBool::new(false));
     let sender = tokio::spawn({
         let t = latest_t.clone();
         let topic = topic.clone();
+        let stop = stop.clone();
         async move {
-            let mut sent_at = Vec::new();
-            for n in BEFORE + 1..=TOTAL {
+            let mut n = BEFORE;
+            let mut first_delivered = None;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
                 notify(&t, &topic, Priority::Info, json!({"n": n})).await;
-                sent_at.push((n, Instant::now()));
+                first_delivered.get_or_insert_with(Instant::now);
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            sent_at
+            (n, first_delivered)
         }
     });
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -78,47 +92,53 @@ async fn listeners_resume_after_a_broker_restart() {
     let restarted = Instant::now();
     println!("broker down for {:?}", restarted - stopped);
 
-    // Collect from both pools until the stream is complete or time is up.
-    let deadline = Instant::now() + Duration::from_secs(150);
+    // Collect from both pools until each has received at least 15 records
+    // since the restart, then stop the stream and take the tail.
+    let deadline = Instant::now() + Duration::from_secs(180);
     let (mut got_e, mut got_l) = (Vec::new(), Vec::new());
     let (mut first_e, mut first_l) = (None, None);
-    while Instant::now() < deadline {
+    loop {
         for (l, got, first) in [
             (&mut earliest, &mut got_e, &mut first_e),
             (&mut latest, &mut got_l, &mut first_l),
         ] {
             for m in collect(l, 100, Duration::from_millis(250)).await {
-                if first.is_none() {
-                    *first = Some(restarted.elapsed());
-                }
+                first.get_or_insert_with(|| restarted.elapsed());
                 got.push(m);
             }
         }
-        let done = numbers(&got_e).contains(&TOTAL) && numbers(&got_l).contains(&TOTAL);
-        if done && sender.is_finished() {
+        if got_e.len() >= 15 && got_l.len() >= 15 {
             break;
         }
+        assert!(
+            Instant::now() < deadline,
+            "the listeners did not resume: earliest {} records, latest {}",
+            got_e.len(),
+            got_l.len()
+        );
     }
-    let sent_at = sender.await.expect("sender");
-    let first_sent_after = sent_at.first().map(|(_, at)| at.duration_since(restarted));
+    stop.store(true, Ordering::SeqCst);
+    let (last, first_delivered) = sender.await.expect("sender");
+    got_e.extend(collect(&mut earliest, usize::MAX, Duration::from_secs(5)).await);
+    got_l.extend(collect(&mut latest, usize::MAX, Duration::from_secs(5)).await);
     let mut e = numbers(&got_e);
     e.dedup();
     let mut l = numbers(&got_l);
     l.dedup();
     println!(
-        "first record after the restart delivered by the producer {first_sent_after:?} after start; \
-         earliest pool: first record {first_e:?} after start, {} distinct of {} ({:?}); \
-         latest pool: first record {first_l:?} after start, {} distinct ({:?})",
+        "producer: first record after the restart delivered {:?} after start, {} sent in all; \
+         earliest pool: first record {first_e:?} after start, {} distinct; \
+         latest pool: first record {first_l:?} after start, {} distinct from n={:?}",
+        first_delivered.map(|t| t.duration_since(restarted)),
+        last - BEFORE,
         e.len(),
-        TOTAL - BEFORE,
-        e.first(),
         l.len(),
         l.first()
     );
     // earliest: the recreated topic is read from its start, nothing is lost.
     assert_eq!(
         e,
-        (BEFORE + 1..=TOTAL).collect::<Vec<_>>(),
+        (BEFORE + 1..=last).collect::<Vec<_>>(),
         "earliest pool lost records"
     );
     // latest: the pool restarts at the end of the recreated topic once it
@@ -128,12 +148,8 @@ async fn listeners_resume_after_a_broker_restart() {
         .expect("the latest pool received records after the restart");
     assert_eq!(
         l,
-        (from..=TOTAL).collect::<Vec<_>>(),
+        (from..=last).collect::<Vec<_>>(),
         "latest pool has gaps after it resumed"
-    );
-    assert!(
-        TOTAL - from >= 10,
-        "latest pool resumed too late (first record {from})"
     );
 
     for listener in [earliest, latest] {

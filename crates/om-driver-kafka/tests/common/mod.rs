@@ -40,8 +40,19 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &om_driver_api::om_core::uuid_hex()[..12])
 }
 
+/// Logs to the test output when `RUST_LOG` is set.
+pub fn init_logging() {
+    if std::env::var("RUST_LOG").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// Opens a Kafka transport with extra options.
 pub async fn transport(url: &str, options: &[(&str, &str)]) -> Transport {
+    init_logging();
     om_driver_kafka::register();
     Transport::builder(url)
         .options(options.iter().map(|(k, v)| (*k, *v)))
