@@ -151,12 +151,22 @@ pub fn up(which: &[Broker]) -> Result<()> {
     Ok(())
 }
 
-/// Stops the brokers.
+/// Stops the brokers, and Erlang's port mapper (epmd, started by the first
+/// RabbitMQ node) when no other Erlang node still uses it, so a test run
+/// leaves no process behind.
 pub fn down(which: &[Broker]) -> Result<()> {
     for &b in which {
         if b.dir().exists() || b.is_up() {
             if let Err(e) = b.control("stop") {
                 eprintln!("xtask: stopping {}: {e:#}", b.name());
+            }
+        }
+    }
+    if which.iter().any(|b| matches!(b, Broker::Rabbit1 | Broker::Rabbit2)) && cmd::have("epmd") {
+        if let Ok(names) = cmd::output(Command::new("epmd").arg("-names")) {
+            let nodes = names.lines().filter(|l| l.starts_with("name ")).count();
+            if nodes == 0 {
+                let _ = cmd::succeeds(Command::new("epmd").arg("-kill"));
             }
         }
     }

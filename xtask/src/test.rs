@@ -45,7 +45,43 @@ const EXAMPLES: &[(&str, &str, &[&str])] = &[
     ("om", "quickstart", &["$OM_RABBIT_URL"]),
     ("om-rpc", "rpc_fake", &[]),
     ("om-notify", "notify_fake", &[]),
+    ("om", "hybrid", &["$OM_HYBRID_AMQP1_RABBIT"]),
+    ("om", "hybrid", &["$OM_HYBRID_RABBIT_KAFKA"]),
 ];
+
+/// Writes the configuration files of the hybrid example (RPC and
+/// notifications on different transports, chosen by the file alone) and
+/// returns their paths as environment entries.
+fn hybrid_configs(env: &[(String, String)]) -> Result<Vec<(String, String)>> {
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let files = [
+        (
+            "OM_HYBRID_AMQP1_RABBIT",
+            "hybrid-amqp1-rabbit.conf",
+            format!(
+                "# RPC over AMQP 1.0, notifications over RabbitMQ\n[DEFAULT]\ntransport_url = {}\ncontrol_exchange = hybrid\n\n[oslo_messaging_amqp]\naddressing_mode = legacy\n\n[oslo_messaging_notifications]\ntransport_url = {}\ndriver = messagingv2\ntopics = hybrid_notifications\n",
+                get("OM_AMQP1_BROKER_URL"),
+                get("OM_RABBIT_URL")
+            ),
+        ),
+        (
+            "OM_HYBRID_RABBIT_KAFKA",
+            "hybrid-rabbit-kafka.conf",
+            format!(
+                "# RPC over RabbitMQ, notifications over Kafka\n[DEFAULT]\ntransport_url = {}\n\n[oslo_messaging_notifications]\ntransport_url = {}\ndriver = messagingv2\ntopics = hybrid_notifications\n",
+                get("OM_RABBIT_URL"),
+                get("OM_KAFKA_URL")
+            ),
+        ),
+    ];
+    let mut out = Vec::new();
+    for (var, name, text) in files {
+        let path = cmd::state_dir().join(name);
+        std::fs::write(&path, text)?;
+        out.push((var.to_owned(), path.to_string_lossy().into_owned()));
+    }
+    Ok(out)
+}
 
 /// One test binary's outcome.
 #[derive(Debug, Default, Clone)]
@@ -87,6 +123,8 @@ pub fn run(args: &[&str]) -> Result<()> {
     let mut env = brokers::test_env()?;
     env.push(("OM_REQUIRE_BROKERS".into(), "1".into()));
     env.push(("RUST_BACKTRACE".into(), "1".into()));
+    let hybrid = hybrid_configs(&env)?;
+    env.extend(hybrid);
 
     let mut results: BTreeMap<String, Outcome> = BTreeMap::new();
     for bin in build_test_binaries(only)? {
