@@ -360,16 +360,14 @@ async fn configuration_errors_exit_6() {
         None,
     )
     .await;
-    if cfg!(feature = "kafka") {
-        // Kafka cannot do RPC; whatever the reason, it is not a success.
-        assert_ne!(r.code, 0);
-    } else {
+    // Whether the binary has the kafka driver depends on the features cargo
+    // unified for this build (the facade's `full` turns it on even when
+    // om-cli's own `kafka` feature is off), so judge by what it says.
+    if r.stderr.contains("built without the kafka driver") {
         r.expect_code(6);
-        assert!(
-            r.stderr.contains("built without the kafka driver"),
-            "{}",
-            r.stderr
-        );
+    } else {
+        // Kafka cannot do RPC (or the broker is absent): never a success.
+        assert_ne!(r.code, 0, "{}", r.stderr);
     }
     let r = om(
         &["config", "show", "--config", "/nonexistent/om-cli.conf"],
