@@ -52,7 +52,7 @@ const HELP: &str = "usage: cargo xtask <command>
   brokers up|down|status [rabbit|kafka|all]
                  start, stop or check the test brokers (loopback only; state in .om/)
   python         create .om/venv with Python oslo.messaging 18.3.1 (the interop peer) and tansu
-  test [--no-lint] [--only PKG]
+  test [--no-lint] [--only PKG] [--kafka-restart]
                  provision, start the brokers, run every test (fails if a broker test
                  could not run), run the examples and the lints, stop the brokers
   matrix         run the conformance suites and print the driver x broker x case table";
