@@ -63,11 +63,16 @@ impl Broker {
         let dir = self.dir().to_string_lossy().into_owned();
         let port = self.port().to_string();
         Ok(match self {
-            Broker::Rabbit1 | Broker::Rabbit2 => vec![("OM_RMQ_DIR".into(), dir), ("OM_RMQ_PORT".into(), port)],
+            Broker::Rabbit1 | Broker::Rabbit2 => {
+                vec![("OM_RMQ_DIR".into(), dir), ("OM_RMQ_PORT".into(), port)]
+            }
             Broker::Tansu => vec![
                 ("OM_TANSU_DIR".into(), dir),
                 ("OM_TANSU_PORT".into(), port),
-                ("OM_TANSU_BIN".into(), provision::tansu_binary()?.to_string_lossy().into_owned()),
+                (
+                    "OM_TANSU_BIN".into(),
+                    provision::tansu_binary()?.to_string_lossy().into_owned(),
+                ),
             ],
         })
     }
@@ -126,7 +131,10 @@ pub fn select(args: &[&str]) -> Result<Vec<Broker>> {
 
 /// Starts the brokers (fresh state each time) and writes `.om/brokers.env`.
 pub fn up(which: &[Broker]) -> Result<()> {
-    if which.iter().any(|b| matches!(b, Broker::Rabbit1 | Broker::Rabbit2)) {
+    if which
+        .iter()
+        .any(|b| matches!(b, Broker::Rabbit1 | Broker::Rabbit2))
+    {
         provision::rabbitmq()?;
     }
     for &b in which {
@@ -138,14 +146,23 @@ pub fn up(which: &[Broker]) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(200));
             }
             if b.is_up() {
-                bail!("port {} for {} is taken by another process", b.port(), b.name());
+                bail!(
+                    "port {} for {} is taken by another process",
+                    b.port(),
+                    b.name()
+                );
             }
         }
         let _ = std::fs::remove_dir_all(b.dir());
         std::fs::create_dir_all(b.dir())?;
         let started = Instant::now();
         b.control("start")?;
-        eprintln!("xtask: {} up on 127.0.0.1:{} in {:.1?}", b.name(), b.port(), started.elapsed());
+        eprintln!(
+            "xtask: {} up on 127.0.0.1:{} in {:.1?}",
+            b.name(),
+            b.port(),
+            started.elapsed()
+        );
     }
     write_env()?;
     Ok(())
@@ -162,7 +179,11 @@ pub fn down(which: &[Broker]) -> Result<()> {
             }
         }
     }
-    if which.iter().any(|b| matches!(b, Broker::Rabbit1 | Broker::Rabbit2)) && cmd::have("epmd") {
+    if which
+        .iter()
+        .any(|b| matches!(b, Broker::Rabbit1 | Broker::Rabbit2))
+        && cmd::have("epmd")
+    {
         if let Ok(names) = cmd::output(Command::new("epmd").arg("-names")) {
             let nodes = names.lines().filter(|l| l.starts_with("name ")).count();
             if nodes == 0 {
@@ -176,7 +197,12 @@ pub fn down(which: &[Broker]) -> Result<()> {
 /// Prints which brokers are up.
 pub fn status(which: &[Broker]) -> Result<()> {
     for &b in which {
-        println!("{:8} 127.0.0.1:{:<5} {}", b.name(), b.port(), if b.is_up() { "up" } else { "down" });
+        println!(
+            "{:8} 127.0.0.1:{:<5} {}",
+            b.name(),
+            b.port(),
+            if b.is_up() { "up" } else { "down" }
+        );
     }
     Ok(())
 }
@@ -186,18 +212,30 @@ pub fn test_env() -> Result<Vec<(String, String)>> {
     let mut env = Vec::new();
     let r1 = Broker::Rabbit1;
     if r1.is_up() {
-        env.push(("OM_RABBIT_URL".into(), format!("rabbit://guest:guest@127.0.0.1:{}/", r1.port())));
+        env.push((
+            "OM_RABBIT_URL".into(),
+            format!("rabbit://guest:guest@127.0.0.1:{}/", r1.port()),
+        ));
         env.push(("OM_RABBIT_CTL".into(), r1.ctl_prefix()?));
-        env.push(("OM_AMQP1_BROKER_URL".into(), format!("amqp://guest:guest@127.0.0.1:{}", r1.port())));
+        env.push((
+            "OM_AMQP1_BROKER_URL".into(),
+            format!("amqp://guest:guest@127.0.0.1:{}", r1.port()),
+        ));
     }
     let r2 = Broker::Rabbit2;
     if r2.is_up() {
-        env.push(("OM_RABBIT2_URL".into(), format!("rabbit://guest:guest@127.0.0.1:{}/", r2.port())));
+        env.push((
+            "OM_RABBIT2_URL".into(),
+            format!("rabbit://guest:guest@127.0.0.1:{}/", r2.port()),
+        ));
         env.push(("OM_RABBIT2_CTL".into(), r2.ctl_prefix()?));
     }
     let t = Broker::Tansu;
     if t.is_up() {
-        env.push(("OM_KAFKA_URL".into(), format!("kafka://127.0.0.1:{}/", t.port())));
+        env.push((
+            "OM_KAFKA_URL".into(),
+            format!("kafka://127.0.0.1:{}/", t.port()),
+        ));
         env.push(("OM_KAFKA_CTL".into(), t.ctl_prefix()?));
     }
     let py = provision::venv_python();
@@ -208,7 +246,9 @@ pub fn test_env() -> Result<Vec<(String, String)>> {
 }
 
 fn write_env() -> Result<()> {
-    let mut text = String::from("# written by `cargo xtask brokers up`; source it to run broker tests by hand\n");
+    let mut text = String::from(
+        "# written by `cargo xtask brokers up`; source it to run broker tests by hand\n",
+    );
     for (k, v) in test_env()? {
         text.push_str(&format!("export {k}='{v}'\n"));
     }

@@ -19,7 +19,9 @@ pub fn state_dir() -> PathBuf {
 pub fn run(cmd: &mut Command) -> Result<()> {
     let shown = show(cmd);
     eprintln!("xtask: $ {shown}");
-    let status = cmd.status().with_context(|| format!("could not start `{shown}`"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("could not start `{shown}`"))?;
     if !status.success() {
         bail!("`{shown}` failed with {status}");
     }
@@ -57,7 +59,7 @@ pub fn have(program: &str) -> bool {
 
 /// Whether this process runs as root (so apt-get can be used).
 pub fn is_root() -> bool {
-    output(&mut Command::new("id").arg("-u"))
+    output(Command::new("id").arg("-u"))
         .map(|s| s.trim() == "0")
         .unwrap_or(false)
 }

@@ -20,7 +20,8 @@ pub fn run(_args: &[&str]) -> Result<()> {
     let mut table: BTreeMap<String, BTreeMap<String, &'static str>> = BTreeMap::new();
     for bin in build_test_binaries(None)? {
         let suite = bin.target.trim_start_matches("tests/").to_owned();
-        let broker_backed = bin.package.starts_with("om-driver-") && bin.target.starts_with("tests/")
+        let broker_backed = bin.package.starts_with("om-driver-")
+            && bin.target.starts_with("tests/")
             || suite.starts_with("interop");
         if !broker_backed {
             continue;
@@ -29,8 +30,12 @@ pub fn run(_args: &[&str]) -> Result<()> {
         let column = format!("{}/{}", bin.package.trim_start_matches("om-driver-"), suite);
         let cells = table.entry(column).or_default();
         for line in outcome.output.lines() {
-            let Some(rest) = line.strip_prefix("test ") else { continue };
-            let Some((name, result)) = rest.rsplit_once(" ... ") else { continue };
+            let Some(rest) = line.strip_prefix("test ") else {
+                continue;
+            };
+            let Some((name, result)) = rest.rsplit_once(" ... ") else {
+                continue;
+            };
             let case = name.rsplit("::").next().unwrap_or(name).to_owned();
             let mark = match result.trim() {
                 "ok" => "pass",
@@ -62,7 +67,10 @@ pub fn run(_args: &[&str]) -> Result<()> {
         }
         println!();
     }
-    let passed: usize = table.values().map(|c| c.values().filter(|m| **m == "pass").count()).sum();
+    let passed: usize = table
+        .values()
+        .map(|c| c.values().filter(|m| **m == "pass").count())
+        .sum();
     println!("{passed} passed, {failures} failed");
     if failures > 0 {
         bail!("{failures} failing cells");

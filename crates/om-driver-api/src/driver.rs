@@ -31,10 +31,14 @@ pub trait Driver: Send + Sync + 'static {
     /// `MessageUndeliverable` when `transport_options.at_least_once` and no
     /// queue took the message; `MessageDeliveryFailure` when retries ran
     /// out; `NotSupported` when the driver has no RPC.
-    fn send(&self, request: RpcRequest) -> impl Future<Output = Result<Option<ReplyStream>>> + Send;
+    fn send(&self, request: RpcRequest)
+        -> impl Future<Output = Result<Option<ReplyStream>>> + Send;
 
     /// Sends a notification; returns once the broker accepted it.
-    fn send_notification(&self, notification: Notification) -> impl Future<Output = Result<()>> + Send;
+    fn send_notification(
+        &self,
+        notification: Notification,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Subscribes an RPC server to `target` (topic and server required):
     /// requests for the topic (shared with other servers), requests for this
@@ -71,7 +75,11 @@ pub trait DynDriver: Send + Sync + 'static {
     /// See [`Driver::send_notification`].
     fn send_notification(&self, notification: Notification) -> BoxFuture<'_, Result<()>>;
     /// See [`Driver::listen`].
-    fn listen(&self, target: Target, options: ListenOptions) -> BoxFuture<'_, Result<Box<dyn Listener>>>;
+    fn listen(
+        &self,
+        target: Target,
+        options: ListenOptions,
+    ) -> BoxFuture<'_, Result<Box<dyn Listener>>>;
     /// See [`Driver::listen_for_notifications`].
     fn listen_for_notifications(
         &self,
@@ -96,7 +104,11 @@ impl<D: Driver> DynDriver for D {
     fn send_notification(&self, notification: Notification) -> BoxFuture<'_, Result<()>> {
         Box::pin(Driver::send_notification(self, notification))
     }
-    fn listen(&self, target: Target, options: ListenOptions) -> BoxFuture<'_, Result<Box<dyn Listener>>> {
+    fn listen(
+        &self,
+        target: Target,
+        options: ListenOptions,
+    ) -> BoxFuture<'_, Result<Box<dyn Listener>>> {
         Box::pin(Driver::listen(self, target, options))
     }
     fn listen_for_notifications(
@@ -105,7 +117,9 @@ impl<D: Driver> DynDriver for D {
         pool: Option<String>,
         options: ListenOptions,
     ) -> BoxFuture<'_, Result<Box<dyn Listener>>> {
-        Box::pin(Driver::listen_for_notifications(self, targets, pool, options))
+        Box::pin(Driver::listen_for_notifications(
+            self, targets, pool, options,
+        ))
     }
     fn cleanup(&self) -> BoxFuture<'_, ()> {
         Box::pin(Driver::cleanup(self))

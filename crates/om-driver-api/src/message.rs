@@ -136,7 +136,9 @@ pub fn monitor_timeout_json(value: Option<f64>) -> Value {
     match value {
         None => Value::Null,
         Some(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => Value::from(v as i64),
-        Some(v) => serde_json::Number::from_f64(v).map(Value::Number).unwrap_or(Value::Null),
+        Some(v) => serde_json::Number::from_f64(v)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
     }
 }
 
@@ -230,7 +232,9 @@ impl ReplyStream {
 
 impl fmt::Debug for ReplyStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReplyStream").field("msg_id", &self.msg_id).finish()
+        f.debug_struct("ReplyStream")
+            .field("msg_id", &self.msg_id)
+            .finish()
     }
 }
 
@@ -247,7 +251,11 @@ pub trait IncomingHandle: Send + Sync + 'static {
     }
     /// Sends a call-monitor heartbeat to the caller.
     fn heartbeat(&self) -> BoxFuture<'_, Result<()>> {
-        Box::pin(async { Err(Error::Messaging("this message cannot be heartbeated".into())) })
+        Box::pin(async {
+            Err(Error::Messaging(
+                "this message cannot be heartbeated".into(),
+            ))
+        })
     }
 }
 
@@ -273,11 +281,7 @@ pub struct IncomingMessage {
 
 impl IncomingMessage {
     /// Builds an incoming message around a driver handle.
-    pub fn new(
-        ctxt: JsonObject,
-        message: JsonObject,
-        handle: Arc<dyn IncomingHandle>,
-    ) -> Self {
+    pub fn new(ctxt: JsonObject, message: JsonObject, handle: Arc<dyn IncomingHandle>) -> Self {
         IncomingMessage {
             ctxt,
             message,

@@ -122,7 +122,11 @@ impl Transport {
     }
 
     /// Wraps an already opened driver (for tests and custom set-ups).
-    pub fn from_driver(driver: Arc<dyn DynDriver>, url: TransportUrl, control_exchange: impl Into<String>) -> Self {
+    pub fn from_driver(
+        driver: Arc<dyn DynDriver>,
+        url: TransportUrl,
+        control_exchange: impl Into<String>,
+    ) -> Self {
         Transport {
             inner: Arc::new(TransportInner {
                 driver,

@@ -22,7 +22,9 @@
 //! ```
 
 use om::config::ConfigLoader;
-use om::notify::{Endpoint as NotificationEndpoint, Notification, NotificationListener, Notifier, NotifierDriver};
+use om::notify::{
+    Endpoint as NotificationEndpoint, Notification, NotificationListener, Notifier, NotifierDriver,
+};
 use om::rpc::{Endpoint, HandlerError, RpcClient, RpcServer};
 use om::{Context, Retry, Target};
 use std::time::Duration;
@@ -30,7 +32,9 @@ use tokio::sync::mpsc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).ok_or("usage: hybrid <config file>")?;
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: hybrid <config file>")?;
     om::install_default_drivers();
     let cfg = ConfigLoader::new().config_file(&path).load()?;
     for w in cfg.warnings() {
@@ -52,17 +56,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let topic = format!("hybrid_{}", om::core::uuid_hex());
     let server = RpcServer::builder(rpc_transport.clone(), Target::new(&topic).with_server("h1"))
         .executor_pool_size(cfg.default.executor_thread_pool_size.max(1) as usize)
-        .endpoint(Endpoint::new().method("double", |_ctx: Context, x: serde_json::Value| async move {
-            let n = x.get("n").and_then(serde_json::Value::as_i64).unwrap_or(0);
-            Ok::<_, HandlerError>(n * 2)
-        }))
+        .endpoint(Endpoint::new().method(
+            "double",
+            |_ctx: Context, x: serde_json::Value| async move {
+                let n = x.get("n").and_then(serde_json::Value::as_i64).unwrap_or(0);
+                Ok::<_, HandlerError>(n * 2)
+            },
+        ))
         .build()?;
     server.start().await?;
     let client = RpcClient::builder(rpc_transport.clone(), Target::new(&topic))
-        .timeout(Duration::from_secs(cfg.default.rpc_response_timeout.max(1) as u64))
+        .timeout(Duration::from_secs(
+            cfg.default.rpc_response_timeout.max(1) as u64
+        ))
         .build();
-    let doubled: i64 = client.call(&Context::new(), "double", serde_json::json!({"n": 21})).await?;
-    println!("RPC over {}: double(21) -> {doubled}", rpc_transport.driver_name());
+    let doubled: i64 = client
+        .call(&Context::new(), "double", serde_json::json!({"n": 21}))
+        .await?;
+    println!(
+        "RPC over {}: double(21) -> {doubled}",
+        rpc_transport.driver_name()
+    );
 
     // Notifier and listener from [oslo_messaging_notifications].
     let drivers = cfg
@@ -90,7 +104,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .retry(Retry::from_oslo(Some(cfg.notifications.retry)))
         .build();
     notifier
-        .info(&Context::new(), "hybrid.double.end", serde_json::json!({"result": doubled}))
+        .info(
+            &Context::new(),
+            "hybrid.double.end",
+            serde_json::json!({"result": doubled}),
+        )
         .await?;
     let n = tokio::time::timeout(Duration::from_secs(30), rx.recv())
         .await?

@@ -5,10 +5,14 @@
 //! Needs `OM_RABBIT_URL` and `OM_PYTHON` (a venv with oslo.messaging
 //! 18.3.1), which `cargo xtask test` provides.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 mod common;
 
 use common::{json_file, setup, unique, Peer};
-use om::notify::{Endpoint as NotifyEndpoint, Notification, NotificationListener, Notifier, NotifierDriver};
+use om::notify::{
+    Endpoint as NotifyEndpoint, Notification, NotificationListener, Notifier, NotifierDriver,
+};
 use om::rpc::{Endpoint, HandlerError, RpcClient, RpcServer};
 use om::{Context, Error, Target, Transport};
 use serde_json::{json, Value};
@@ -46,21 +50,36 @@ struct PyServer {
 }
 
 async fn python_server(peer: &Peer, url: &str, topic: &str, server: &str) -> PyServer {
-    let s = peer.spawn("rpc-server", &["--url", url, "--topic", topic, "--server", server]).await;
+    let s = peer
+        .spawn(
+            "rpc-server",
+            &["--url", url, "--topic", topic, "--server", server],
+        )
+        .await;
     PyServer { peer_server: s }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn om_client_calls_python_server() {
-    let Some((url, peer)) = setup("OM_RABBIT_URL") else { return };
+    let Some((url, peer)) = setup("OM_RABBIT_URL") else {
+        return;
+    };
     let topic = unique("interop_call");
     let mut srv = python_server(&peer, &url, &topic, "py1").await;
     let t = transport(&url).await;
-    let client = RpcClient::builder(t.clone(), Target::new(&topic)).timeout(WAIT).build();
-    let ctx = Context::new().with("user", "bob").with("roles", json!(["admin"])).with("nested", json!({"a": [1, 2]}));
+    let client = RpcClient::builder(t.clone(), Target::new(&topic))
+        .timeout(WAIT)
+        .build();
+    let ctx = Context::new()
+        .with("user", "bob")
+        .with("roles", json!(["admin"]))
+        .with("nested", json!({"a": [1, 2]}));
 
     // call with arguments and context
-    let got: Value = client.call(&ctx, "echo", json!({"a": 1, "b": "x"})).await.expect("echo");
+    let got: Value = client
+        .call(&ctx, "echo", json!({"a": 1, "b": "x"}))
+        .await
+        .expect("echo");
     assert_eq!(got, json!({"a": 1, "b": "x"}));
     let handled = srv.peer_server.next_line(WAIT).await;
     assert_eq!(handled["method"], "echo");
@@ -75,26 +94,43 @@ async fn om_client_calls_python_server() {
         a: i64,
         b: i64,
     }
-    let sum: i64 = client.call(&Context::new(), "add", Add { a: 40, b: 2 }).await.expect("add");
+    let sum: i64 = client
+        .call(&Context::new(), "add", Add { a: 40, b: 2 })
+        .await
+        .expect("add");
     assert_eq!(sum, 42);
     srv.peer_server.next_line(WAIT).await;
 
     // unicode, nested structures, nulls, and 1 MiB
     for payload in [rich_payload(), mib_payload()] {
-        let got: Value = client.call(&Context::new(), "echo", payload.clone()).await.expect("echo payload");
+        let got: Value = client
+            .call(&Context::new(), "echo", payload.clone())
+            .await
+            .expect("echo payload");
         assert_eq!(got, payload);
         srv.peer_server.next_line(WAIT).await;
     }
 
     // the context comes back as the Python endpoint saw it
-    let seen: Value = client.call(&ctx, "context", json!({})).await.expect("context");
+    let seen: Value = client
+        .call(&ctx, "context", json!({}))
+        .await
+        .expect("context");
     assert_eq!(seen["user"], "bob");
     assert_eq!(seen["client_timeout"], Value::Null);
     srv.peer_server.next_line(WAIT).await;
 
     // namespace + version routing: ns_echo lives in namespace om_ns v2.3
-    let ns = client.prepare().namespace("om_ns").version("2.1").build().expect("prepare");
-    let got: Value = ns.call(&Context::new(), "ns_echo", json!({"k": "v"})).await.expect("ns_echo");
+    let ns = client
+        .prepare()
+        .namespace("om_ns")
+        .version("2.1")
+        .build()
+        .expect("prepare");
+    let got: Value = ns
+        .call(&Context::new(), "ns_echo", json!({"k": "v"}))
+        .await
+        .expect("ns_echo");
     assert_eq!(got, json!({"ns": "om_ns", "args": {"k": "v"}}));
     srv.peer_server.next_line(WAIT).await;
 
@@ -104,37 +140,71 @@ async fn om_client_calls_python_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn om_client_gets_typed_python_errors() {
-    let Some((url, peer)) = setup("OM_RABBIT_URL") else { return };
+    let Some((url, peer)) = setup("OM_RABBIT_URL") else {
+        return;
+    };
     let topic = unique("interop_err");
     let srv = python_server(&peer, &url, &topic, "py1").await;
     let t = transport(&url).await;
-    let client = RpcClient::builder(t.clone(), Target::new(&topic)).timeout(WAIT).build();
+    let client = RpcClient::builder(t.clone(), Target::new(&topic))
+        .timeout(WAIT)
+        .build();
 
     // a remote exception arrives typed
-    let err = client.call::<_, Value>(&Context::new(), "fail", json!({"message": "bad value"})).await.unwrap_err();
-    let Error::Remote(remote) = &err else { panic!("expected a remote error, got {err:?}") };
+    let err = client
+        .call::<_, Value>(&Context::new(), "fail", json!({"message": "bad value"}))
+        .await
+        .unwrap_err();
+    let Error::Remote(remote) = &err else {
+        panic!("expected a remote error, got {err:?}")
+    };
     assert_eq!(remote.exc_type, "ValueError");
     assert_eq!(remote.module, "builtins");
     assert_eq!(remote.value, "bad value");
-    assert!(remote.traceback.iter().any(|l| l.contains("raise ValueError")), "{:?}", remote.traceback);
+    assert!(
+        remote
+            .traceback
+            .iter()
+            .any(|l| l.contains("raise ValueError")),
+        "{:?}",
+        remote.traceback
+    );
 
     // NoSuchMethod
-    let err = client.call::<_, Value>(&Context::new(), "nosuch", json!({})).await.unwrap_err();
-    let Error::Remote(remote) = &err else { panic!("expected a remote error, got {err:?}") };
+    let err = client
+        .call::<_, Value>(&Context::new(), "nosuch", json!({}))
+        .await
+        .unwrap_err();
+    let Error::Remote(remote) = &err else {
+        panic!("expected a remote error, got {err:?}")
+    };
     assert_eq!(remote.exc_type, "NoSuchMethod");
     assert_eq!(remote.module, "oslo_messaging.rpc.dispatcher");
     assert_eq!(remote.value, "Endpoint does not support RPC method nosuch");
 
     // UnsupportedVersion
     let v2 = client.prepare().version("2.0").build().expect("prepare");
-    let err = v2.call::<_, Value>(&Context::new(), "echo", json!({})).await.unwrap_err();
-    let Error::Remote(remote) = &err else { panic!("expected a remote error, got {err:?}") };
+    let err = v2
+        .call::<_, Value>(&Context::new(), "echo", json!({}))
+        .await
+        .unwrap_err();
+    let Error::Remote(remote) = &err else {
+        panic!("expected a remote error, got {err:?}")
+    };
     assert_eq!(remote.exc_type, "UnsupportedVersion");
-    assert_eq!(remote.value, "Endpoint does not support RPC version 2.0. Attempted method: echo");
+    assert_eq!(
+        remote.value,
+        "Endpoint does not support RPC version 2.0. Attempted method: echo"
+    );
 
     // a wrong keyword argument is a remote TypeError
-    let err = client.call::<_, Value>(&Context::new(), "add", json!({"a": 1})).await.unwrap_err();
-    let Error::Remote(remote) = &err else { panic!("expected a remote error, got {err:?}") };
+    let err = client
+        .call::<_, Value>(&Context::new(), "add", json!({"a": 1}))
+        .await
+        .unwrap_err();
+    let Error::Remote(remote) = &err else {
+        panic!("expected a remote error, got {err:?}")
+    };
     assert_eq!(remote.exc_type, "TypeError");
 
     srv.peer_server.finish().await;
@@ -143,17 +213,28 @@ async fn om_client_gets_typed_python_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn om_client_timeout_and_call_monitor_against_python() {
-    let Some((url, peer)) = setup("OM_RABBIT_URL") else { return };
+    let Some((url, peer)) = setup("OM_RABBIT_URL") else {
+        return;
+    };
     let topic = unique("interop_timeout");
     let srv = python_server(&peer, &url, &topic, "py1").await;
     let t = transport(&url).await;
 
     // a call that takes longer than its timeout
-    let client = RpcClient::builder(t.clone(), Target::new(&topic)).timeout(Duration::from_secs(1)).build();
+    let client = RpcClient::builder(t.clone(), Target::new(&topic))
+        .timeout(Duration::from_secs(1))
+        .build();
     let started = std::time::Instant::now();
-    let err = client.call::<_, Value>(&Context::new(), "sleep", json!({"seconds": 3})).await.unwrap_err();
+    let err = client
+        .call::<_, Value>(&Context::new(), "sleep", json!({"seconds": 3}))
+        .await
+        .unwrap_err();
     assert_eq!(err.oslo_name(), "MessagingTimeout", "{err}");
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 
     // a call longer than call_monitor_timeout survives through heartbeats
     let client = RpcClient::builder(t.clone(), Target::new(&topic))
@@ -161,7 +242,10 @@ async fn om_client_timeout_and_call_monitor_against_python() {
         .call_monitor_timeout(2.0)
         .build();
     let started = std::time::Instant::now();
-    let slept: f64 = client.call(&Context::new(), "sleep", json!({"seconds": 5})).await.expect("heartbeats keep it alive");
+    let slept: f64 = client
+        .call(&Context::new(), "sleep", json!({"seconds": 5}))
+        .await
+        .expect("heartbeats keep it alive");
     assert_eq!(slept, 5.0);
     assert!(started.elapsed() >= Duration::from_secs(5));
 
@@ -171,15 +255,22 @@ async fn om_client_timeout_and_call_monitor_against_python() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn om_casts_fanout_and_server_targets_reach_python_servers() {
-    let Some((url, peer)) = setup("OM_RABBIT_URL") else { return };
+    let Some((url, peer)) = setup("OM_RABBIT_URL") else {
+        return;
+    };
     let topic = unique("interop_cast");
     let mut s1 = python_server(&peer, &url, &topic, "py1").await;
     let mut s2 = python_server(&peer, &url, &topic, "py2").await;
     let t = transport(&url).await;
-    let client = RpcClient::builder(t.clone(), Target::new(&topic)).timeout(WAIT).build();
+    let client = RpcClient::builder(t.clone(), Target::new(&topic))
+        .timeout(WAIT)
+        .build();
 
     // a cast is handled once
-    client.cast(&Context::new().with("k", 1), "cast_sink", json!({"n": 1})).await.expect("cast");
+    client
+        .cast(&Context::new().with("k", 1), "cast_sink", json!({"n": 1}))
+        .await
+        .expect("cast");
     let mut handled = Vec::new();
     handled.extend(s1.peer_server.lines_for(Duration::from_secs(3), 1).await);
     handled.extend(s2.peer_server.lines_for(Duration::from_secs(1), 1).await);
@@ -189,7 +280,9 @@ async fn om_casts_fanout_and_server_targets_reach_python_servers() {
 
     // a fanout cast reaches every server once
     let fan = client.prepare().fanout(true).build().expect("prepare");
-    fan.cast(&Context::new(), "cast_sink", json!({"fan": true})).await.expect("fanout cast");
+    fan.cast(&Context::new(), "cast_sink", json!({"fan": true}))
+        .await
+        .expect("fanout cast");
     let a = s1.peer_server.next_line(WAIT).await;
     let b = s2.peer_server.next_line(WAIT).await;
     assert_eq!(a["args"], json!({"fan": true}));
@@ -198,12 +291,21 @@ async fn om_casts_fanout_and_server_targets_reach_python_servers() {
     // a server-targeted call reaches only that server
     let only2 = client.prepare().server("py2").build().expect("prepare");
     for i in 0..4 {
-        let got: Value = only2.call(&Context::new(), "echo", json!({"i": i})).await.expect("targeted call");
+        let got: Value = only2
+            .call(&Context::new(), "echo", json!({"i": i}))
+            .await
+            .expect("targeted call");
         assert_eq!(got, json!({"i": i}));
         let line = s2.peer_server.next_line(WAIT).await;
         assert_eq!(line["args"], json!({"i": i}));
     }
-    assert!(s1.peer_server.lines_for(Duration::from_millis(500), 1).await.is_empty(), "py1 must not see targeted calls");
+    assert!(
+        s1.peer_server
+            .lines_for(Duration::from_millis(500), 1)
+            .await
+            .is_empty(),
+        "py1 must not see targeted calls"
+    );
 
     s1.peer_server.finish().await;
     s2.peer_server.finish().await;
@@ -229,7 +331,11 @@ fn om_endpoints(server_name: &str, seen: Seen) -> (Endpoint, Endpoint) {
             let seen = s1.clone();
             let n = n1.clone();
             async move {
-                seen.lock().expect("lock").push((n, Value::Object(ctx.into_object()), args.clone()));
+                seen.lock().expect("lock").push((
+                    n,
+                    Value::Object(ctx.into_object()),
+                    args.clone(),
+                ));
                 Ok::<_, HandlerError>(args)
             }
         })
@@ -237,12 +343,18 @@ fn om_endpoints(server_name: &str, seen: Seen) -> (Endpoint, Endpoint) {
             let seen = s2.clone();
             let n = n2.clone();
             async move {
-                seen.lock().expect("lock").push((n, Value::Object(ctx.into_object()), args));
+                seen.lock()
+                    .expect("lock")
+                    .push((n, Value::Object(ctx.into_object()), args));
                 Ok::<_, HandlerError>(())
             }
         })
         .method("fail", |_ctx: Context, args: Value| async move {
-            let message = args.get("message").and_then(Value::as_str).unwrap_or("boom").to_owned();
+            let message = args
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("boom")
+                .to_owned();
             Err::<(), _>(HandlerError::value_error(message))
         })
         .method("sleep", |_ctx: Context, args: Value| async move {
@@ -250,11 +362,16 @@ fn om_endpoints(server_name: &str, seen: Seen) -> (Endpoint, Endpoint) {
             tokio::time::sleep(Duration::from_secs_f64(secs)).await;
             Ok::<_, HandlerError>(secs)
         })
-        .method("context", |ctx: Context, _args: Value| async move { Ok::<_, HandlerError>(ctx) });
-    let ns = Endpoint::new().namespace("om_ns").version("2.3").method("ns_echo", move |_ctx: Context, args: Value| {
-        let _ = s3.clone();
-        async move { Ok::<_, HandlerError>(json!({"ns": "om_ns", "args": args})) }
-    });
+        .method("context", |ctx: Context, _args: Value| async move {
+            Ok::<_, HandlerError>(ctx)
+        });
+    let ns = Endpoint::new().namespace("om_ns").version("2.3").method(
+        "ns_echo",
+        move |_ctx: Context, args: Value| {
+            let _ = s3.clone();
+            async move { Ok::<_, HandlerError>(json!({"ns": "om_ns", "args": args})) }
+        },
+    );
     (main, ns)
 }
 
@@ -277,7 +394,9 @@ fn py_args<'a>(url: &'a str, topic: &'a str, extra: &[&'a str]) -> Vec<&'a str> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_calls_om_server() {
-    let Some((url, peer)) = setup("OM_RABBIT_URL") else { return };
+    let Some((url, peer)) = setup("OM_RABBIT_URL") else {
+        return;
+    };
     let topic = unique("interop_pycall");
     let t = transport(&url).await;
     let seen: Seen = Arc::default();
@@ -285,31 +404,82 @@ async fn python_client_calls_om_server() {
 
     // call with arguments and context
     let out = peer
-        .run("rpc-call", &py_args(&url, &topic, &["--method", "echo", "--args", r#"{"a": 1, "b": "x"}"#, "--context", r#"{"user": "bob", "roles": ["admin"]}"#]))
+        .run(
+            "rpc-call",
+            &py_args(
+                &url,
+                &topic,
+                &[
+                    "--method",
+                    "echo",
+                    "--args",
+                    r#"{"a": 1, "b": "x"}"#,
+                    "--context",
+                    r#"{"user": "bob", "roles": ["admin"]}"#,
+                ],
+            ),
+        )
         .await;
     assert_eq!(out["result"], json!({"a": 1, "b": "x"}), "{out}");
     {
         let seen = seen.lock().expect("lock");
         let (_, ctx, args) = seen.last().expect("om handled the call");
         assert_eq!(args, &json!({"a": 1, "b": "x"}));
-        assert_eq!(ctx, &json!({"user": "bob", "roles": ["admin"], "client_timeout": null}));
+        assert_eq!(
+            ctx,
+            &json!({"user": "bob", "roles": ["admin"], "client_timeout": null})
+        );
     }
 
     // unicode, nested, nulls, 1 MiB (through a file: too big for argv)
     for payload in [rich_payload(), mib_payload()] {
         let (_tmp, arg) = json_file(&payload);
-        let out = peer.run("rpc-call", &py_args(&url, &topic, &["--method", "echo", "--args", &arg])).await;
+        let out = peer
+            .run(
+                "rpc-call",
+                &py_args(&url, &topic, &["--method", "echo", "--args", &arg]),
+            )
+            .await;
         assert_eq!(out["result"], payload);
     }
 
     // namespace and version
     let out = peer
-        .run("rpc-call", &py_args(&url, &topic, &["--method", "ns_echo", "--namespace", "om_ns", "--version", "2.2", "--args", r#"{"k": 1}"#]))
+        .run(
+            "rpc-call",
+            &py_args(
+                &url,
+                &topic,
+                &[
+                    "--method",
+                    "ns_echo",
+                    "--namespace",
+                    "om_ns",
+                    "--version",
+                    "2.2",
+                    "--args",
+                    r#"{"k": 1}"#,
+                ],
+            ),
+        )
         .await;
-    assert_eq!(out["result"], json!({"ns": "om_ns", "args": {"k": 1}}), "{out}");
+    assert_eq!(
+        out["result"],
+        json!({"ns": "om_ns", "args": {"k": 1}}),
+        "{out}"
+    );
 
     // a 1.3 client reaches the 1.5 endpoint
-    let out = peer.run("rpc-call", &py_args(&url, &topic, &["--method", "echo", "--version", "1.3", "--args", "{}"])).await;
+    let out = peer
+        .run(
+            "rpc-call",
+            &py_args(
+                &url,
+                &topic,
+                &["--method", "echo", "--version", "1.3", "--args", "{}"],
+            ),
+        )
+        .await;
     assert_eq!(out["result"], json!({}), "{out}");
 
     srv.stop().await.expect("stop");
@@ -319,29 +489,64 @@ async fn python_client_calls_om_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_gets_python_exceptions_from_om_server() {
-    let Some((url, peer)) = setup("OM_RABBIT_URL") else { return };
+    let Some((url, peer)) = setup("OM_RABBIT_URL") else {
+        return;
+    };
     let topic = unique("interop_pyerr");
     let t = transport(&url).await;
     let srv = om_server(&t, &topic, "om1", Arc::default()).await;
 
     // a handler's ValueError is re-created as a Python ValueError
-    let out = peer.run("rpc-call", &py_args(&url, &topic, &["--method", "fail", "--args", r#"{"message": "bad value"}"#])).await;
+    let out = peer
+        .run(
+            "rpc-call",
+            &py_args(
+                &url,
+                &topic,
+                &["--method", "fail", "--args", r#"{"message": "bad value"}"#],
+            ),
+        )
+        .await;
     assert_eq!(out["error"]["class"], "ValueError", "{out}");
     assert_eq!(out["error"]["module"], "builtins");
-    assert!(out["error"]["message"].as_str().unwrap_or("").starts_with("bad value"), "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("bad value"),
+        "{out}"
+    );
 
     // NoSuchMethod and UnsupportedVersion arrive as RemoteError with the dispatcher's class
-    let out = peer.run("rpc-call", &py_args(&url, &topic, &["--method", "nosuch"])).await;
+    let out = peer
+        .run("rpc-call", &py_args(&url, &topic, &["--method", "nosuch"]))
+        .await;
     assert_eq!(out["error"]["class"], "RemoteError", "{out}");
     assert_eq!(out["error"]["exc_type"], "NoSuchMethod");
-    assert_eq!(out["error"]["value"], "Endpoint does not support RPC method nosuch");
+    assert_eq!(
+        out["error"]["value"],
+        "Endpoint does not support RPC method nosuch"
+    );
 
-    let out = peer.run("rpc-call", &py_args(&url, &topic, &["--method", "echo", "--version", "2.0"])).await;
+    let out = peer
+        .run(
+            "rpc-call",
+            &py_args(&url, &topic, &["--method", "echo", "--version", "2.0"]),
+        )
+        .await;
     assert_eq!(out["error"]["exc_type"], "UnsupportedVersion", "{out}");
-    assert_eq!(out["error"]["value"], "Endpoint does not support RPC version 2.0. Attempted method: echo");
+    assert_eq!(
+        out["error"]["value"],
+        "Endpoint does not support RPC version 2.0. Attempted method: echo"
+    );
 
     // a private method is refused like Python's default access policy
-    let out = peer.run("rpc-call", &py_args(&url, &topic, &["--method", "_private"])).await;
+    let out = peer
+        .run(
+            "rpc-call",
+            &py_args(&url, &topic, &["--method", "_private"]),
+        )
+        .await;
     assert_eq!(out["error"]["exc_type"], "NoSuchMethod", "{out}");
 
     srv.stop().await.expect("stop");
@@ -351,14 +556,30 @@ async fn python_client_gets_python_exceptions_from_om_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_timeout_and_heartbeats_with_om_server() {
-    let Some((url, peer)) = setup("OM_RABBIT_URL") else { return };
+    let Some((url, peer)) = setup("OM_RABBIT_URL") else {
+        return;
+    };
     let topic = unique("interop_pyhb");
     let t = transport(&url).await;
     let srv = om_server(&t, &topic, "om1", Arc::default()).await;
 
     // the Python client times out on a slow om method
     let out = peer
-        .run("rpc-call", &["--url", &url, "--topic", &topic, "--timeout", "1", "--method", "sleep", "--args", r#"{"seconds": 3}"#])
+        .run(
+            "rpc-call",
+            &[
+                "--url",
+                &url,
+                "--topic",
+                &topic,
+                "--timeout",
+                "1",
+                "--method",
+                "sleep",
+                "--args",
+                r#"{"seconds": 3}"#,
+            ],
+        )
         .await;
     assert_eq!(out["error"]["class"], "MessagingTimeout", "{out}");
 
@@ -366,7 +587,20 @@ async fn python_client_timeout_and_heartbeats_with_om_server() {
     let out = peer
         .run(
             "rpc-call",
-            &["--url", &url, "--topic", &topic, "--timeout", "60", "--call-monitor-timeout", "2", "--method", "sleep", "--args", r#"{"seconds": 5}"#],
+            &[
+                "--url",
+                &url,
+                "--topic",
+                &topic,
+                "--timeout",
+                "60",
+                "--call-monitor-timeout",
+                "2",
+                "--method",
+                "sleep",
+                "--args",
+                r#"{"seconds": 5}"#,
+            ],
         )
         .await;
     assert_eq!(out["result"], json!(5.0), "{out}");
@@ -378,7 +612,9 @@ async fn python_client_timeout_and_heartbeats_with_om_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_casts_fanout_and_server_targets_reach_om_servers() {
-    let Some((url, peer)) = setup("OM_RABBIT_URL") else { return };
+    let Some((url, peer)) = setup("OM_RABBIT_URL") else {
+        return;
+    };
     let topic = unique("interop_pycast");
     let t = transport(&url).await;
     let seen: Seen = Arc::default();
@@ -399,7 +635,16 @@ async fn python_casts_fanout_and_server_targets_reach_om_servers() {
     };
 
     // one cast, handled once
-    let out = peer.run("rpc-cast", &py_args(&url, &topic, &["--method", "cast_sink", "--args", r#"{"n": 1}"#])).await;
+    let out = peer
+        .run(
+            "rpc-cast",
+            &py_args(
+                &url,
+                &topic,
+                &["--method", "cast_sink", "--args", r#"{"n": 1}"#],
+            ),
+        )
+        .await;
     assert_eq!(out["result"], Value::Null, "{out}");
     let got = wait_for(1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -407,7 +652,21 @@ async fn python_casts_fanout_and_server_targets_reach_om_servers() {
 
     // fanout: both om servers
     seen.lock().expect("lock").clear();
-    peer.run("rpc-cast", &py_args(&url, &topic, &["--fanout", "--method", "cast_sink", "--args", r#"{"fan": 1}"#])).await;
+    peer.run(
+        "rpc-cast",
+        &py_args(
+            &url,
+            &topic,
+            &[
+                "--fanout",
+                "--method",
+                "cast_sink",
+                "--args",
+                r#"{"fan": 1}"#,
+            ],
+        ),
+    )
+    .await;
     let got = wait_for(2).await;
     let mut servers: Vec<String> = got.iter().map(|(s, _, _)| s.clone()).collect();
     servers.sort();
@@ -417,7 +676,16 @@ async fn python_casts_fanout_and_server_targets_reach_om_servers() {
     seen.lock().expect("lock").clear();
     for i in 0..3 {
         let args = format!(r#"{{"i": {i}}}"#);
-        let out = peer.run("rpc-call", &py_args(&url, &topic, &["--server", "om2", "--method", "echo", "--args", &args])).await;
+        let out = peer
+            .run(
+                "rpc-call",
+                &py_args(
+                    &url,
+                    &topic,
+                    &["--server", "om2", "--method", "echo", "--args", &args],
+                ),
+            )
+            .await;
         assert_eq!(out["result"], json!({"i": i}), "{out}");
     }
     let got = wait_for(3).await;
@@ -436,20 +704,45 @@ async fn python_casts_fanout_and_server_targets_reach_om_servers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn om_notifier_to_python_listener() {
-    let Some((url, peer)) = setup("OM_RABBIT_URL") else { return };
+    let Some((url, peer)) = setup("OM_RABBIT_URL") else {
+        return;
+    };
     let t = transport(&url).await;
     for driver in [NotifierDriver::MessagingV2, NotifierDriver::Messaging] {
         let topic = unique("interop_notif");
-        let mut listener = peer.spawn("notify-listen", &["--url", &url, "--topic", &topic, "--count", "3", "--timeout", "60"]).await;
+        let mut listener = peer
+            .spawn(
+                "notify-listen",
+                &[
+                    "--url",
+                    &url,
+                    "--topic",
+                    &topic,
+                    "--count",
+                    "3",
+                    "--timeout",
+                    "60",
+                ],
+            )
+            .await;
         let notifier = Notifier::builder(t.clone())
             .publisher_id("compute.om1")
             .driver(driver.clone())
             .topics([topic.as_str()])
             .build();
         let ctx = Context::new().with("user", "u1").with("project_id", "p1");
-        notifier.info(&ctx, "compute.instance.create.end", json!({"id": 1})).await.expect("info");
-        notifier.warn(&ctx, "compute.instance.rich", rich_payload()).await.expect("warn");
-        notifier.error(&Context::new(), "compute.instance.big", mib_payload()).await.expect("error");
+        notifier
+            .info(&ctx, "compute.instance.create.end", json!({"id": 1}))
+            .await
+            .expect("info");
+        notifier
+            .warn(&ctx, "compute.instance.rich", rich_payload())
+            .await
+            .expect("warn");
+        notifier
+            .error(&Context::new(), "compute.instance.big", mib_payload())
+            .await
+            .expect("error");
         let mut got = Vec::new();
         for _ in 0..3 {
             got.push(listener.next_line(WAIT).await);
@@ -465,9 +758,14 @@ async fn om_notifier_to_python_listener() {
         assert_eq!(got[1]["ctxt"]["user"], "u1");
         assert_eq!(got[1]["ctxt"]["project_id"], "p1");
         let ts = got[1]["metadata"]["timestamp"].as_str().unwrap_or("");
-        assert!(ts.len() == 19 || ts.len() == 26, "timestamp {ts:?} must look like 2026-11-23 15:34:52.905151");
+        assert!(
+            ts.len() == 19 || ts.len() == 26,
+            "timestamp {ts:?} must look like 2026-11-23 15:34:52.905151"
+        );
         assert_eq!(&ts[10..11], " ");
-        assert!(got[1]["metadata"]["message_id"].as_str().is_some_and(|s| s.len() == 36));
+        assert!(got[1]["metadata"]["message_id"]
+            .as_str()
+            .is_some_and(|s| s.len() == 36));
         assert_eq!(got[2]["priority"], "warn");
         assert_eq!(got[2]["payload"], rich_payload());
         let done = listener.next_line(WAIT).await;
@@ -510,7 +808,9 @@ impl Collected {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_notifier_to_om_listener() {
-    let Some((url, peer)) = setup("OM_RABBIT_URL") else { return };
+    let Some((url, peer)) = setup("OM_RABBIT_URL") else {
+        return;
+    };
     let t = transport(&url).await;
     for driver in ["messagingv2", "messaging"] {
         let topic = unique("interop_pynotif");
@@ -525,14 +825,65 @@ async fn python_notifier_to_om_listener() {
         let out = peer
             .run(
                 "notify-send",
-                &["--url", &url, "--topic", &topic, "--driver", driver, "--priority", "warn", "--event-type", "compute.instance.delete.start", "--publisher-id", "compute.py1", "--payload", r#"{"id": 2}"#, "--context", r#"{"user": "u1", "project_id": "p1"}"#],
+                &[
+                    "--url",
+                    &url,
+                    "--topic",
+                    &topic,
+                    "--driver",
+                    driver,
+                    "--priority",
+                    "warn",
+                    "--event-type",
+                    "compute.instance.delete.start",
+                    "--publisher-id",
+                    "compute.py1",
+                    "--payload",
+                    r#"{"id": 2}"#,
+                    "--context",
+                    r#"{"user": "u1", "project_id": "p1"}"#,
+                ],
             )
             .await;
         assert_eq!(out["sent"], 1, "{out}");
         let (_tmp, arg) = json_file(&mib_payload());
-        peer.run("notify-send", &["--url", &url, "--topic", &topic, "--driver", driver, "--priority", "info", "--event-type", "big", "--payload", &arg]).await;
+        peer.run(
+            "notify-send",
+            &[
+                "--url",
+                &url,
+                "--topic",
+                &topic,
+                "--driver",
+                driver,
+                "--priority",
+                "info",
+                "--event-type",
+                "big",
+                "--payload",
+                &arg,
+            ],
+        )
+        .await;
         let (_tmp2, arg2) = json_file(&rich_payload());
-        peer.run("notify-send", &["--url", &url, "--topic", &topic, "--driver", driver, "--priority", "sample", "--event-type", "rich", "--payload", &arg2]).await;
+        peer.run(
+            "notify-send",
+            &[
+                "--url",
+                &url,
+                "--topic",
+                &topic,
+                "--driver",
+                driver,
+                "--priority",
+                "sample",
+                "--event-type",
+                "rich",
+                "--payload",
+                &arg2,
+            ],
+        )
+        .await;
 
         let mut got = got.wait(3).await;
         assert_eq!(got.len(), 3, "{driver}: {got:?}");
@@ -545,7 +896,12 @@ async fn python_notifier_to_om_listener() {
         assert_eq!(del.payload, json!({"id": 2}));
         assert_eq!(del.ctxt.get_str("user"), Some("u1"));
         assert_eq!(del.ctxt.get_str("project_id"), Some("p1"));
-        assert_eq!(del.metadata.message_id.as_deref().map(str::len), Some(36), "{:?}", del.metadata);
+        assert_eq!(
+            del.metadata.message_id.as_deref().map(str::len),
+            Some(36),
+            "{:?}",
+            del.metadata
+        );
         assert_eq!(got[2].payload, rich_payload());
 
         listener.stop().await;
@@ -556,7 +912,9 @@ async fn python_notifier_to_om_listener() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pools_are_shared_between_python_and_om() {
-    let Some((url, peer)) = setup("OM_RABBIT_URL") else { return };
+    let Some((url, peer)) = setup("OM_RABBIT_URL") else {
+        return;
+    };
     let t = transport(&url).await;
     let topic = unique("interop_pools");
     let pool_a = unique("poolA");
@@ -572,12 +930,33 @@ async fn pools_are_shared_between_python_and_om() {
         .expect("listener");
     listener_b.start().await.expect("start");
     let mut py_a = peer
-        .spawn("notify-listen", &["--url", &url, "--topic", &topic, "--pool", &pool_a, "--count", "4", "--timeout", "60"])
+        .spawn(
+            "notify-listen",
+            &[
+                "--url",
+                &url,
+                "--topic",
+                &topic,
+                "--pool",
+                &pool_a,
+                "--count",
+                "4",
+                "--timeout",
+                "60",
+            ],
+        )
         .await;
 
-    let notifier = Notifier::builder(t.clone()).publisher_id("om").driver(NotifierDriver::MessagingV2).topics([topic.as_str()]).build();
+    let notifier = Notifier::builder(t.clone())
+        .publisher_id("om")
+        .driver(NotifierDriver::MessagingV2)
+        .topics([topic.as_str()])
+        .build();
     for i in 0..4 {
-        notifier.info(&Context::new(), "pool.test", json!({"i": i})).await.expect("info");
+        notifier
+            .info(&Context::new(), "pool.test", json!({"i": i}))
+            .await
+            .expect("info");
     }
     let got_b = om_b.wait(4).await;
     assert_eq!(got_b.len(), 4);
@@ -600,10 +979,27 @@ async fn pools_are_shared_between_python_and_om() {
         .expect("listener");
     listener_s.start().await.expect("start");
     let mut py_s = peer
-        .spawn("notify-listen", &["--url", &url, "--topic", &topic, "--pool", &shared, "--count", "40", "--timeout", "8"])
+        .spawn(
+            "notify-listen",
+            &[
+                "--url",
+                &url,
+                "--topic",
+                &topic,
+                "--pool",
+                &shared,
+                "--count",
+                "40",
+                "--timeout",
+                "8",
+            ],
+        )
         .await;
     for i in 0..40 {
-        notifier.info(&Context::new(), "pool.split", json!({"i": i})).await.expect("info");
+        notifier
+            .info(&Context::new(), "pool.split", json!({"i": i}))
+            .await
+            .expect("info");
     }
     let mut py_count = 0;
     loop {
@@ -613,9 +1009,18 @@ async fn pools_are_shared_between_python_and_om() {
         }
         py_count += 1;
     }
-    let om_count = om_s.0.lock().expect("lock").iter().filter(|n| n.event_type == "pool.split").count();
+    let om_count = om_s
+        .0
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|n| n.event_type == "pool.split")
+        .count();
     assert_eq!(py_count + om_count, 40, "python {py_count} + om {om_count}");
-    assert!(py_count > 0 && om_count > 0, "python {py_count}, om {om_count}: both pool members must get some");
+    assert!(
+        py_count > 0 && om_count > 0,
+        "python {py_count}, om {om_count}: both pool members must get some"
+    );
     py_s.finish().await;
 
     for l in [listener_b, listener_s] {

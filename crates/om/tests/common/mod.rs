@@ -17,7 +17,12 @@ pub fn setup(var: &str) -> Option<(String, Peer)> {
     let url = std::env::var(var).ok().filter(|s| !s.is_empty());
     let python = std::env::var("OM_PYTHON").ok().filter(|s| !s.is_empty());
     match (url, python) {
-        (Some(url), Some(python)) => Some((url, Peer { python: PathBuf::from(python) })),
+        (Some(url), Some(python)) => Some((
+            url,
+            Peer {
+                python: PathBuf::from(python),
+            },
+        )),
         (url, python) => {
             let missing = if url.is_none() { var } else { "OM_PYTHON" };
             if std::env::var("OM_REQUIRE_BROKERS").as_deref() == Ok("1") {
@@ -106,9 +111,18 @@ impl Peer {
                 let _ = etx.send(line);
             }
         });
-        let mut running = Running { child, stdin, lines: rx, stderr: erx };
+        let mut running = Running {
+            child,
+            stdin,
+            lines: rx,
+            stderr: erx,
+        };
         let ready = running.next_line(Duration::from_secs(60)).await;
-        assert_eq!(ready.get("event"), Some(&Value::from("ready")), "peer {mode} did not start: {ready}");
+        assert_eq!(
+            ready.get("event"),
+            Some(&Value::from("ready")),
+            "peer {mode} did not start: {ready}"
+        );
         running
     }
 }
@@ -156,7 +170,10 @@ impl Running {
             let _ = stdin.shutdown().await;
         }
         drop(self.stdin.take());
-        if tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .is_err()
+        {
             let _ = self.child.kill().await;
         }
     }
