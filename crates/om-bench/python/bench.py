@@ -43,9 +43,7 @@ def payload(n):
 def conf():
     from oslo_config import cfg
 
-    c = cfg.ConfigOpts()
-    c([], project="om-bench")
-    return c
+    return cfg.CONF
 
 
 # ---------------------------------------------------------------- children

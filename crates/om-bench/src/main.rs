@@ -191,6 +191,14 @@ fn main_inner(cli: &Cli) -> Result<()> {
         spec.window.duration > Duration::ZERO,
         "--duration must be positive"
     );
+    if let Ok(filter) = std::env::var("OM_BENCH_LOG") {
+        // Diagnostics only (e.g. OM_BENCH_LOG=om_driver_amqp1=debug); off
+        // while measuring.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
