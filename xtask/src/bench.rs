@@ -246,6 +246,20 @@ impl Collected {
         median(self.values(k, |v| v["latency"][which].as_f64()))
     }
 
+    /// Median backlog at the end of the window, as text ("–" if none).
+    fn backlog(&self, k: &str) -> String {
+        median(self.values(k, |v| v["backlog"].as_f64()))
+            .map(|b| group_thousands(b.round() as u64))
+            .unwrap_or_else(|| "–".into())
+    }
+
+    fn backlogs(&self, keys: &[String]) -> String {
+        keys.iter()
+            .map(|k| self.backlog(k))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    }
+
     fn errors(&self, k: &str) -> u64 {
         self.runs
             .get(k)
@@ -533,7 +547,10 @@ pub fn run(args: &[&str]) -> Result<()> {
                             v["rate_per_s"].as_f64().unwrap_or(0.0),
                             match v["latency"]["p50_ms"].as_f64() {
                                 Some(p) if job.scenario == "rpc" => format!(" p50 {p:.3} ms"),
-                                _ => String::new(),
+                                _ => match v["backlog"].as_u64() {
+                                    Some(b) => format!(" (backlog {b})"),
+                                    None => String::new(),
+                                },
                             }
                         );
                         collected.runs.entry(k).or_default().push(v);
@@ -1058,6 +1075,9 @@ Consumer groups are fresh per run, and sending starts only after a first probe n
 * **AMQP 1.0.** om's `amqp` driver against RabbitMQ's AMQP 1.0 plugin; raw fe2o3-amqp does the same \
 exchanges (one session per link, calls and notifications sent unsettled and awaited until accepted, \
 replies pre-settled).
+* **Backlog.** For casts and notifications, the messages the senders had sent (confirmed by the \
+broker) that had not reached the server / listener when the window closed: near zero when the receiving \
+side keeps up, growing when it is the bottleneck (then the throughput shown is the receiver's).
 * **Payload.** A {payload}-byte string in the arguments / notification payload; om's and Python's \
 messages carry the oslo envelope around it (context, ids), the raw bodies only `{{\"payload\": …}}`.",
             rounds = self.opts.repeat,
@@ -1120,17 +1140,18 @@ messages carry the oslo envelope around it (context, ids), the raw bodies only `
             ),
         ] {
             let _ = writeln!(s, "\n### {title}\n");
-            let _ = writeln!(s, "| senders | om | raw lapin | Python | om / raw | om / Python |\n|---:|---:|---:|---:|---:|---:|");
+            let _ = writeln!(s, "| senders | om | raw lapin | Python | om / raw | om / Python | backlog at window end, om / raw / Python |\n|---:|---:|---:|---:|---:|---:|---:|");
             for conc in [1, 16] {
                 let ks = ["om", "raw", "python"].map(|i| self.k("rabbit", scenario, conc, i));
                 let _ = writeln!(
                     s,
-                    "| {conc} | {} | {} | {} | {} | {} |",
+                    "| {conc} | {} | {} | {} | {} | {} | {} |",
                     self.cell(&ks[0]),
                     self.cell(&ks[1]),
                     self.cell(&ks[2]),
                     ratio_text(ratio(c.rate(&ks[0]), c.rate(&ks[1]))),
                     ratio_text(ratio(c.rate(&ks[0]), c.rate(&ks[2]))),
+                    c.backlogs(&ks),
                 );
             }
         }
@@ -1141,7 +1162,7 @@ messages carry the oslo envelope around it (context, ids), the raw bodies only `
             s,
             "### Notifications per second (counted at the listener)\n"
         );
-        let _ = writeln!(s, "| senders | om | raw rdkafka | Python | om / raw | om / Python |\n|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "| senders | om | raw rdkafka | Python | om / raw | om / Python | backlog at window end, om / raw / Python |\n|---:|---:|---:|---:|---:|---:|---:|");
         for conc in [16, 256] {
             let ks = ["om", "raw", "python"].map(|i| self.k("kafka", "notify", conc, i));
             if !ks
@@ -1163,10 +1184,11 @@ messages carry the oslo envelope around it (context, ids), the raw bodies only `
             };
             let _ = writeln!(
                 s,
-                "| {conc} | {} | {} | {py_cell} | {} | {py_ratio} |",
+                "| {conc} | {} | {} | {py_cell} | {} | {py_ratio} | {} |",
                 self.cell(&ks[0]),
                 self.cell(&ks[1]),
                 ratio_text(ratio(c.rate(&ks[0]), c.rate(&ks[1]))),
+                c.backlogs(&ks),
             );
         }
         let ks = ["om", "raw", "python"].map(|i| self.k("kafka", "notify", 16, i));
@@ -1215,6 +1237,14 @@ messages carry the oslo envelope around it (context, ids), the raw bodies only `
                 ratio_text(ratio(c.rate(&om), c.rate(&raw))),
                 lat(&om),
                 lat(&raw),
+            );
+        }
+        let nk = ["om", "raw"].map(|i| self.k("amqp1", "notify", 16, i));
+        if nk.iter().any(|k| c.runs.contains_key(k)) {
+            let _ = writeln!(
+                s,
+                "\nNotifications sent (accepted) but not yet received when the window closed, om / raw: {}.",
+                c.backlogs(&nk)
             );
         }
 

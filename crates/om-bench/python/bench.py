@@ -152,10 +152,12 @@ class Run(object):
         self.latencies = []
         self.errors = 0
         self.first_error = None
+        self.succeeded = 0
+        self.backlog = None
 
     def loop(self, op):
         """One worker: op() back to back until the window ends."""
-        done, lat, errors, first = 0, [], 0, None
+        done, lat, errors, first, ok = 0, [], 0, None, 0
         while True:
             t0 = time.monotonic()
             if t0 >= self.t_to:
@@ -169,6 +171,7 @@ class Run(object):
                 time.sleep(0.01)
                 continue
             t1 = time.monotonic()
+            ok += 1
             if self.t_from <= t1 <= self.t_to:
                 done += 1
                 lat.append(t1 - t0)
@@ -176,12 +179,15 @@ class Run(object):
             self.completed += done
             self.latencies.extend(lat)
             self.errors += errors
+            self.succeeded += ok
             if self.first_error is None:
                 self.first_error = first
 
     def workers(self, op, concurrency, counter=None):
         """Runs the workers; with a counter, samples it at the window edges."""
         threads = [threading.Thread(target=self.loop, args=(op,), daemon=True) for _ in range(concurrency)]
+        before = counter.value if counter is not None else 0
+        c1 = None
         for t in threads:
             t.start()
         arrived = None
@@ -193,6 +199,8 @@ class Run(object):
             arrived = c1 - c0
         for t in threads:
             t.join()
+        if c1 is not None:
+            self.backlog = max(0, self.succeeded - (c1 - before))
         return arrived
 
     def result(self, backend, arrived=None, notes=None):
@@ -213,6 +221,7 @@ class Run(object):
             "latency": percentiles(self.latencies),
             "first_error": self.first_error,
             "notes": notes or [],
+            "backlog": self.backlog,
         }
 
 

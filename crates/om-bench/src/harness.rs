@@ -120,6 +120,11 @@ pub struct BenchResult {
     pub first_error: Option<String>,
     /// Remarks (e.g. how long the consumer group took to form).
     pub notes: Vec<String>,
+    /// `cast`, `notify`: messages the senders had sent (and the broker had
+    /// confirmed) that had not reached the receiving side when the window
+    /// closed; a growing backlog means the receiver is the bottleneck.
+    #[serde(default)]
+    pub backlog: Option<u64>,
 }
 
 /// Parameters common to every scenario.
@@ -170,6 +175,10 @@ pub struct Outcome {
     pub errors: u64,
     /// The first failure.
     pub first_error: Option<String>,
+    /// Successful operations during the whole run (warm-up included).
+    pub succeeded: u64,
+    /// See [`BenchResult::backlog`] (set by [`senders_with_arrivals`]).
+    pub backlog: Option<u64>,
 }
 
 impl Outcome {
@@ -177,6 +186,7 @@ impl Outcome {
         self.completed += other.completed;
         self.latencies_ns.extend(other.latencies_ns);
         self.errors += other.errors;
+        self.succeeded += other.succeeded;
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
@@ -214,6 +224,7 @@ where
                 let t1 = Instant::now();
                 match r {
                     Ok(()) => {
+                        out.succeeded += 1;
                         if timeline.contains(t1) {
                             out.completed += 1;
                             out.latencies_ns.push(nanos(t1 - t0));
@@ -249,7 +260,8 @@ where
 /// Runs senders like [`closed_loop`] and counts, in the same window, the
 /// messages that arrived at the receiving side (`arrivals` is incremented
 /// by the server or listener). Returns `(arrived in window, sender
-/// outcome)`.
+/// outcome)`; the outcome's `backlog` is what was sent during the run but
+/// had not arrived when the window closed.
 pub async fn senders_with_arrivals<F, Fut>(
     concurrency: usize,
     timeline: Timeline,
@@ -260,6 +272,7 @@ where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
+    let before = arrivals.load(Ordering::Acquire);
     let sampler = {
         let arrivals = arrivals.clone();
         tokio::spawn(async move {
@@ -267,11 +280,12 @@ where
             let c0 = arrivals.load(Ordering::Acquire);
             tokio::time::sleep_until(timeline.to).await;
             let c1 = arrivals.load(Ordering::Acquire);
-            c1.saturating_sub(c0)
+            (c1.saturating_sub(c0), c1.saturating_sub(before))
         })
     };
-    let outcome = closed_loop(concurrency, timeline, op).await;
-    let arrived = sampler.await.unwrap_or(0);
+    let mut outcome = closed_loop(concurrency, timeline, op).await;
+    let (arrived, arrived_since_start) = sampler.await.unwrap_or((0, 0));
+    outcome.backlog = Some(outcome.succeeded.saturating_sub(arrived_since_start));
     (arrived, outcome)
 }
 
@@ -295,6 +309,7 @@ pub fn finish_arrivals(mut r: BenchResult, arrived: u64, o: Outcome) -> BenchRes
     r.sent = o.completed;
     r.errors = o.errors;
     r.first_error = o.first_error;
+    r.backlog = o.backlog;
     r.latency = Latency::from_nanos(o.latencies_ns);
     r
 }
@@ -379,6 +394,10 @@ mod tests {
         assert!(arrived > 0 && arrived < arrivals.load(Ordering::Acquire));
         assert_eq!(arrived % 2, 0);
         assert!(o.completed > 0);
+        // Every send "arrives" at once here, so nothing is left behind
+        // (up to the sends that completed after the window closed).
+        assert!(o.backlog.is_some_and(|b| b <= 2), "backlog {:?}", o.backlog);
+        assert!(o.succeeded >= o.completed);
         let failing = closed_loop(1, window.start(), |_, _| async {
             Err(anyhow::anyhow!("boom"))
         })
