@@ -7,7 +7,8 @@
 #
 # Environment:
 #   OM_RMQ_DIR   state directory (required; created on start)
-#   OM_RMQ_PORT  AMQP port (default 35672); Erlang distribution uses PORT+20000
+#   OM_RMQ_PORT  AMQP port (default 35672); Erlang distribution uses PORT+20000,
+#                and the CLI tools (rabbitmqctl) PORT+11000 to PORT+11010.
 set -eu
 : "${OM_RMQ_DIR:?set OM_RMQ_DIR to a scratch directory}"
 port=${OM_RMQ_PORT:-35672}
@@ -24,6 +25,11 @@ export RABBITMQ_NODENAME="om$port@localhost"
 export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1
 export RABBITMQ_NODE_PORT="$port"
 export RABBITMQ_DIST_PORT=$((port + 20000))
+# The CLI tools start their own Erlang node, which takes a distribution port
+# from 35672-35682 unless told otherwise: the very range of our AMQP ports.
+# `rabbitmqctl wait` then races the server for its listener (eaddrinuse).
+export RABBITMQ_CTL_DIST_PORT_MIN=$((port + 11000))
+export RABBITMQ_CTL_DIST_PORT_MAX=$((port + 11010))
 export RABBITMQ_MNESIA_BASE="$dir/mnesia"
 export RABBITMQ_LOG_BASE="$dir/log"
 export RABBITMQ_PID_FILE="$dir/rabbit.pid"

@@ -473,17 +473,6 @@ pub fn run(args: &[&str]) -> Result<()> {
     }
     let mut broker_notes = Vec::new();
     let mut guard = Started(Vec::new());
-    // RabbitMQ's CLI tools (the `rabbitmqctl wait` of scripts/rabbitmq.sh)
-    // take their Erlang distribution port from 35672-35682 by default,
-    // which races with the node's own AMQP listener on 35672. Move them.
-    for (k, v) in [
-        ("RABBITMQ_CTL_DIST_PORT_MIN", "46672"),
-        ("RABBITMQ_CTL_DIST_PORT_MAX", "46682"),
-    ] {
-        if std::env::var_os(k).is_none() {
-            std::env::set_var(k, v);
-        }
-    }
     for b in wanted {
         if port_open(b.port()) {
             eprintln!(
