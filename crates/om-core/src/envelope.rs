@@ -109,20 +109,27 @@ impl serde_json::ser::Formatter for PythonFormatter {
     ) -> io::Result<()> {
         // serde_json has already split out the characters JSON itself must
         // escape; here non-ASCII and DEL must become \uXXXX, as Python's
-        // `ensure_ascii` escapes everything outside ' '..='~'.
+        // `ensure_ascii` escapes everything outside ' '..='~'. Most strings
+        // are plain ASCII: find the first byte that needs work in one pass.
+        let bytes = fragment.as_bytes();
+        let Some(first) = bytes.iter().position(|&b| b >= 0x7f) else {
+            return writer.write_all(bytes);
+        };
+        writer.write_all(&bytes[..first])?;
+        let rest = &fragment[first..];
         let mut start = 0;
-        for (i, c) in fragment.char_indices() {
+        for (i, c) in rest.char_indices() {
             if c.is_ascii() && c != '\x7f' {
                 continue;
             }
-            writer.write_all(&fragment.as_bytes()[start..i])?;
+            writer.write_all(&rest.as_bytes()[start..i])?;
             let mut buf = [0u16; 2];
             for unit in c.encode_utf16(&mut buf) {
-                write!(writer, "\\u{unit:04x}")?;
+                write_u_escape(writer, *unit)?;
             }
             start = i + c.len_utf8();
         }
-        writer.write_all(&fragment.as_bytes()[start..])
+        writer.write_all(&rest.as_bytes()[start..])
     }
 
     fn write_char_escape<W: ?Sized + io::Write>(
@@ -140,12 +147,17 @@ impl serde_json::ser::Formatter for PythonFormatter {
             LineFeed => b"\\n",
             CarriageReturn => b"\\r",
             Tab => b"\\t",
-            AsciiControl(byte) => {
-                return write!(writer, "\\u{byte:04x}");
-            }
+            AsciiControl(byte) => return write_u_escape(writer, u16::from(byte)),
         };
         writer.write_all(s)
     }
+}
+
+/// Writes `\uXXXX` with lower-case hex digits, as Python does.
+fn write_u_escape<W: ?Sized + io::Write>(writer: &mut W, unit: u16) -> io::Result<()> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let nibble = |shift: u16| HEX[usize::from((unit >> shift) & 0xf)];
+    writer.write_all(&[b'\\', b'u', nibble(12), nibble(8), nibble(4), nibble(0)])
 }
 
 /// Python's `repr` uses the fewest digits that read back as the same float
@@ -240,22 +252,65 @@ pub fn encode(message: &JsonObject, format: Format) -> Result<Vec<u8>> {
     match format {
         Format::V1 => to_python_json(message),
         Format::V2 => {
-            let inner = to_python_json_string(message)?;
-            let mut env = JsonObject::with_capacity(2);
-            env.insert(VERSION_KEY.into(), Value::String(ENVELOPE_VERSION.into()));
-            env.insert(MESSAGE_KEY.into(), Value::String(inner));
-            to_python_json(&env)
+            let inner = to_python_json(message)?;
+            Ok(envelope_bytes(&inner))
         }
     }
+}
+
+/// `{"oslo.version": "2.0", "oslo.message": "<inner>"}`, written directly:
+/// `inner` is Python-style JSON, hence printable ASCII only, so the only
+/// characters to escape in the string are `"` and `\`. The same bytes
+/// `to_python_json` gives for the envelope object, without the generic
+/// per-character machinery (this runs for every message sent).
+fn envelope_bytes(inner: &[u8]) -> Vec<u8> {
+    const HEAD: &[u8] = b"{\"oslo.version\": \"2.0\", \"oslo.message\": \"";
+    let quotes = inner.iter().filter(|&&b| b == b'"' || b == b'\\').count();
+    let mut out = Vec::with_capacity(HEAD.len() + inner.len() + quotes + 2);
+    out.extend_from_slice(HEAD);
+    let mut start = 0;
+    for (i, &b) in inner.iter().enumerate() {
+        if b == b'"' || b == b'\\' {
+            out.extend_from_slice(&inner[start..i]);
+            out.push(b'\\');
+            start = i;
+        }
+    }
+    out.extend_from_slice(&inner[start..]);
+    out.extend_from_slice(b"\"}");
+    out
 }
 
 /// Decodes a body of either format (`wire-rabbit.md` §4.3):
 /// an object with both envelope keys is unwrapped after checking the version
 /// is compatible with 2.0; anything else must be a bare JSON object.
 pub fn decode(body: &[u8]) -> Result<JsonObject> {
+    // Fast path: exactly the two envelope keys, a string version, a string
+    // message, an object inside. Anything else (bare 1.0 bodies, extra keys,
+    // odd types, errors) takes the general path below, which gives the
+    // precise error.
+    if let Ok(env) = serde_json::from_slice::<EnvelopeRef<'_>>(body) {
+        if env.version == ENVELOPE_VERSION
+            || crate::version::is_compatible(Some(ENVELOPE_VERSION), Some(&env.version))
+        {
+            if let Ok(inner) = serde_json::from_str::<JsonObject>(&env.message) {
+                return Ok(inner);
+            }
+        }
+    }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Error::MalformedMessage(format!("body is not valid JSON: {e}")))?;
     decode_value(value)
+}
+
+/// The 2.0 envelope as it normally arrives, borrowed where JSON allows.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvelopeRef<'a> {
+    #[serde(rename = "oslo.version", borrow)]
+    version: std::borrow::Cow<'a, str>,
+    #[serde(rename = "oslo.message", borrow)]
+    message: std::borrow::Cow<'a, str>,
 }
 
 /// Like [`decode`], from an already parsed JSON value.
@@ -272,7 +327,9 @@ pub fn decode_value(value: Value) -> Result<JsonObject> {
             Some(other) => other.to_string(),
             None => String::new(),
         };
-        if !crate::version::is_compatible(Some(ENVELOPE_VERSION), Some(&version)) {
+        if version != ENVELOPE_VERSION
+            && !crate::version::is_compatible(Some(ENVELOPE_VERSION), Some(&version))
+        {
             return Err(Error::UnsupportedEnvelopeVersion(version));
         }
         let inner = match obj.remove(MESSAGE_KEY) {
@@ -353,6 +410,41 @@ mod tests {
         assert_eq!(decode(&body).unwrap(), m);
         let v1 = encode(&m, Format::V1).unwrap();
         assert_eq!(decode(&v1).unwrap(), m);
+    }
+
+    #[test]
+    fn direct_envelope_matches_the_generic_encoding() {
+        let m = obj(json!({
+            "method": "echo",
+            "args": {"s": "q\"uo\\te/\n\u{1}é☃😀\u{7f}", "n": [1, 2.5, null, true], "e": {}},
+            "_context_user": "bob",
+        }));
+        let inner = to_python_json_string(&m).unwrap();
+        let mut env = JsonObject::new();
+        env.insert(VERSION_KEY.into(), json!(ENVELOPE_VERSION));
+        env.insert(MESSAGE_KEY.into(), Value::String(inner));
+        let generic = to_python_json(&env).unwrap();
+        let direct = encode(&m, Format::V2).unwrap();
+        assert_eq!(
+            String::from_utf8(direct.clone()).unwrap(),
+            String::from_utf8(generic).unwrap()
+        );
+        assert_eq!(decode(&direct).unwrap(), m);
+    }
+
+    #[test]
+    fn envelopes_off_the_fast_path_still_decode() {
+        // Keys in the other order, an extra key, a numeric version.
+        let m = obj(json!({"a": 1}));
+        let swapped = br#"{"oslo.message": "{\"a\": 1}", "oslo.version": "2.0"}"#;
+        assert_eq!(decode(swapped).unwrap(), m);
+        let extra = br#"{"oslo.version": "2.0", "oslo.message": "{\"a\": 1}", "x": 2}"#;
+        assert_eq!(decode(extra).unwrap(), m);
+        let e = decode(br#"{"oslo.version": 3, "oslo.message": "{}"}"#).unwrap_err();
+        assert_eq!(e.oslo_name(), "UnsupportedRpcEnvelopeVersion");
+        // A bare (1.0) object that happens to have one envelope key.
+        let bare = br#"{"oslo.version": "2.0", "b": 1}"#;
+        assert_eq!(decode(bare).unwrap().get("b"), Some(&json!(1)));
     }
 
     #[test]
