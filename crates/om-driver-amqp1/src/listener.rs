@@ -3,7 +3,8 @@
 //!
 //! Flow control: each link has a credit window (`rpc_server_credit`,
 //! `notify_server_credit`, or the listener's prefetch). Credit is topped up
-//! once it falls to half the window, never beyond `window − unsettled`, so
+//! once at least half a window can be added (on RabbitMQ only once it is
+//! used up: see `credit_to_grant`), never beyond `window − unsettled`, so
 //! at most a window of messages is ever un-acknowledged.
 
 use crate::address::{Cast, Service};
@@ -204,6 +205,44 @@ impl Flow {
     }
 }
 
+/// The credit to grant now (counted from the deliveries `received` so
+/// far), if a flow should be sent: `limit` is the delivery count up to
+/// which credit was granted, `settled` how many deliveries the application
+/// settled.
+///
+/// The link never grants beyond `window − unsettled`, and it tops the
+/// credit up only once that adds at least half a window: topping up after
+/// every settlement would send one flow frame per message, and each costs
+/// the peer a credit update.
+///
+/// RabbitMQ's AMQP 1.0 plugin (3.x) counts a new grant from the transfers
+/// it already *sent*, not from those its queue already handed to the
+/// session, so a flow sent while credit is left lets it exceed the credit
+/// by up to that amount; fe2o3-amqp then fails the link ("transfer limit
+/// exceeded") and the over-sent message, delivered pre-settled, is lost.
+/// On RabbitMQ the link therefore waits until the credit is used up (then
+/// nothing is in transit) before it grants more.
+fn credit_to_grant(
+    window: u32,
+    received: u64,
+    limit: u64,
+    settled: u64,
+    rabbit: bool,
+) -> Option<u32> {
+    let window = u64::from(window);
+    let remaining = limit.saturating_sub(received);
+    if rabbit && remaining > 0 {
+        return None;
+    }
+    let unsettled = received.saturating_sub(settled);
+    let grant = window.saturating_sub(unsettled);
+    let gain = grant.saturating_sub(remaining);
+    if gain == 0 || gain < window.div_ceil(2) {
+        return None;
+    }
+    Some(u32::try_from(grant).unwrap_or(u32::MAX))
+}
+
 struct LinkTask {
     env: LinkEnv,
     sub: Subscription,
@@ -396,20 +435,20 @@ impl LinkTask {
             }
             limit = u64::from(self.window);
         }
+        let rabbit = conn.rabbit.is_some();
         loop {
-            // Top the credit up when it fell to half the window.
             if !stopped {
-                let remaining = limit.saturating_sub(received);
-                if remaining * 2 <= u64::from(self.window) {
-                    let outstanding = received.saturating_sub(flow.settled.load(Ordering::Acquire));
-                    let grant = u64::from(self.window).saturating_sub(outstanding);
-                    if grant > remaining {
-                        let grant32 = u32::try_from(grant).unwrap_or(u32::MAX);
-                        if receiver.set_credit(grant32).await.is_err() {
-                            return LinkEnd::Failed;
-                        }
-                        limit = received + grant;
+                if let Some(grant) = credit_to_grant(
+                    self.window,
+                    received,
+                    limit,
+                    flow.settled.load(Ordering::Acquire),
+                    rabbit,
+                ) {
+                    if receiver.set_credit(grant).await.is_err() {
+                        return LinkEnd::Failed;
                     }
+                    limit = received + u64::from(grant);
                 }
             }
             tokio::select! {
@@ -648,6 +687,24 @@ impl IncomingHandle for Handle {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credit_top_up() {
+        // Router: tops up once half a window can be added.
+        assert_eq!(credit_to_grant(100, 40, 100, 40, false), None);
+        assert_eq!(credit_to_grant(100, 50, 100, 50, false), Some(100));
+        // Never beyond window − unsettled, and not one flow per settlement.
+        assert_eq!(credit_to_grant(100, 60, 100, 20, false), None);
+        assert_eq!(credit_to_grant(100, 100, 100, 49, false), None);
+        assert_eq!(credit_to_grant(100, 100, 100, 50, false), Some(50));
+        // RabbitMQ: only once the credit is used up.
+        assert_eq!(credit_to_grant(100, 99, 100, 99, true), None);
+        assert_eq!(credit_to_grant(100, 100, 100, 100, true), Some(100));
+        assert_eq!(credit_to_grant(100, 100, 100, 60, true), Some(60));
+        // A window of one still moves.
+        assert_eq!(credit_to_grant(1, 1, 1, 1, true), Some(1));
+        assert_eq!(credit_to_grant(1, 1, 1, 0, false), None);
+    }
 
     #[test]
     fn rabbit_fanout_mapping() {
