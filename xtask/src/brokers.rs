@@ -242,6 +242,10 @@ pub fn test_env() -> Result<Vec<(String, String)>> {
     if py.exists() {
         env.push(("OM_PYTHON".into(), py.to_string_lossy().into_owned()));
     }
+    let py = provision::venv_amqp1_python();
+    if py.exists() {
+        env.push(("OM_PYTHON_AMQP1".into(), py.to_string_lossy().into_owned()));
+    }
     Ok(env)
 }
 

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo xtask brokers up|down|status   start/stop the test brokers on loopback
-//! cargo xtask python                   create .om/venv with oslo.messaging 18.3.1 and tansu
+//! cargo xtask python                   create .om/venv (oslo.messaging 18.3.1, tansu) and
+//!                                      .om/venv-amqp1 (oslo.messaging 14.9.3, AMQP 1.0 driver)
 //! cargo xtask test                     provision, start brokers, run every test and lint
 //! cargo xtask matrix                   driver x broker x scenario pass/fail table
 //! cargo xtask bench                    end-to-end benchmarks, writes docs/performance.md
@@ -35,7 +36,9 @@ fn run() -> Result<()> {
         ["brokers", "up", rest @ ..] => brokers::up(&brokers::select(rest)?),
         ["brokers", "down", rest @ ..] => brokers::down(&brokers::select(rest)?),
         ["brokers", "status", rest @ ..] => brokers::status(&brokers::select(rest)?),
-        ["python"] => provision::python_venv().map(|_| ()),
+        ["python"] => provision::python_venv()
+            .and_then(|_| provision::python_venv_amqp1())
+            .map(|_| ()),
         ["test", rest @ ..] => test::run(rest),
         ["matrix", rest @ ..] => matrix::run(rest),
         ["bench", rest @ ..] => bench::run(rest),
@@ -51,7 +54,8 @@ const HELP: &str = "usage: cargo xtask <command>
 
   brokers up|down|status [rabbit|kafka|all]
                  start, stop or check the test brokers (loopback only; state in .om/)
-  python         create .om/venv with Python oslo.messaging 18.3.1 (the interop peer) and tansu
+  python         create .om/venv with Python oslo.messaging 18.3.1 (the interop peer) and tansu,
+                 and .om/venv-amqp1 with oslo.messaging 14.9.3 (the AMQP 1.0 interop peer)
   test [--no-lint] [--only PKG] [--kafka-restart]
                  provision, start the brokers, run every test (fails if a broker test
                  could not run), run the examples and the lints, stop the brokers

@@ -1,11 +1,14 @@
 //! `cargo xtask test`: the one command that runs everything.
 //!
 //! 1. provisions RabbitMQ (Debian), the Python venv (oslo.messaging 18.3.1,
-//!    tansu) and cargo-deny;
+//!    tansu), the AMQP 1.0 peer's venv (oslo.messaging 14.9.3 with its
+//!    `amqp1` extra) and cargo-deny;
 //! 2. starts every broker on loopback and exports their URLs;
 //! 3. builds every test binary and runs each one with
-//!    `OM_REQUIRE_BROKERS=1`, so a broker test that cannot reach its broker
-//!    fails instead of skipping; then the doc tests and the examples;
+//!    `OM_REQUIRE_BROKERS=1` (and `OM_REQUIRE_PYTHON_KAFKA=1`,
+//!    `OM_REQUIRE_PYTHON_AMQP1=1`), so a broker or interop test that cannot
+//!    reach its broker or Python peer fails instead of skipping; then the
+//!    doc tests and the examples;
 //! 4. checks that every broker suite ran at least its known number of tests
 //!    (a suite that silently vanished is a failure too);
 //! 5. runs fmt, clippy and cargo-deny; stops the brokers, whatever happened.
@@ -38,6 +41,7 @@ const REQUIRED: &[(&str, &str, usize)] = &[
     ("om-driver-amqp1", "tests/broker_driver", 6),
     ("om-driver-amqp1", "tests/broker_reconnect", 1),
     ("om-driver-amqp1", "tests/router_driver", 18),
+    ("om-driver-amqp1", "tests/python_interop", 8),
     ("om-driver-api", "tests/third_party_driver", 45),
     ("om", "tests/interop_rabbit", 11),
     ("om-cli", "tests/cli_rabbit", 10),
@@ -133,6 +137,7 @@ pub fn run(args: &[&str]) -> Result<()> {
 
     provision::rabbitmq()?;
     provision::python_venv()?;
+    provision::python_venv_amqp1()?;
     if lint {
         provision::cargo_deny()?;
     }
@@ -142,6 +147,7 @@ pub fn run(args: &[&str]) -> Result<()> {
     let mut env = brokers::test_env()?;
     env.push(("OM_REQUIRE_BROKERS".into(), "1".into()));
     env.push(("OM_REQUIRE_PYTHON_KAFKA".into(), "1".into()));
+    env.push(("OM_REQUIRE_PYTHON_AMQP1".into(), "1".into()));
     env.push(("RUST_BACKTRACE".into(), "1".into()));
     let hybrid = hybrid_configs(&env)?;
     env.extend(hybrid);
