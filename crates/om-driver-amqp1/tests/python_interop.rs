@@ -9,6 +9,8 @@
 //!   server, a fanout cast that every Python server gets;
 //! * Python client → om server: the same the other way round (om's handler
 //!   error re-created as a Python `ValueError`);
+//! * call-monitor heartbeats both ways (a call longer than its
+//!   `call_monitor_timeout` survives on the other side's heartbeats);
 //! * om notifier → Python listener and Python notifier → om listener, in
 //!   both notification formats (`messagingv2` and `messaging`).
 //!
@@ -526,6 +528,11 @@ fn om_endpoints(server: &str, seen: Seen) -> Vec<Endpoint> {
         })
         .method("context", |ctx: Context, _args: Value| async move {
             Ok::<_, HandlerError>(ctx)
+        })
+        .method("sleep", |_ctx: Context, args: Value| async move {
+            let secs = args.get("seconds").and_then(Value::as_f64).unwrap_or(0.0);
+            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+            Ok::<_, HandlerError>(secs)
         });
     let ns = Endpoint::new().namespace("om_ns").version("2.3").method(
         "ns_echo",
@@ -795,6 +802,69 @@ async fn python_casts_and_fanout_reach_om_servers() {
         s.stop().await.expect("stop");
         s.wait().await.expect("wait");
     }
+    t.cleanup().await;
+}
+
+/// Call-monitor heartbeats (body-less messages on the reply address) both
+/// ways: a call that outlives its `call_monitor_timeout` survives because
+/// the other side's heartbeats arrive and are understood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_monitor_heartbeats_both_ways() {
+    let Some((router, url, peer, t)) = setup("call_monitor_heartbeats_both_ways").await else {
+        return;
+    };
+    // om client, Python server: Python sends the heartbeats
+    let topic = uniq("py_hb");
+    let mut srv = peer
+        .spawn(
+            "rpc-server",
+            &["--url", &url, "--topic", &topic, "--server", "py1"],
+        )
+        .await;
+    let client = RpcClient::builder(t.clone(), Target::new(&topic))
+        .timeout(WAIT)
+        .call_monitor_timeout(2.0)
+        .build();
+    let slept: f64 = client
+        .call(&Context::new(), "sleep", json!({"seconds": 5}))
+        .await
+        .expect("Python's heartbeats keep the call alive");
+    assert_eq!(slept, 5.0);
+    let handled = srv.next_line().await;
+    assert_eq!(handled["method"], "sleep");
+    assert_eq!(handled["args"], json!({"seconds": 5}));
+    srv.finish().await;
+    let body_less = |r: &support::router::Routed| matches!(&r.message.body, fe2o3_amqp::types::messaging::Body::Data(d) if d.is_empty());
+    let from_python = router.routed().iter().filter(|r| body_less(r)).count();
+    assert!(from_python >= 1, "Python sent heartbeats");
+
+    // Python client, om server: om sends the heartbeats
+    let topic = uniq("om_hb");
+    let srv = om_server(&t, &topic, "om1", Arc::default()).await;
+    let out = peer
+        .run(
+            "rpc-call",
+            &[
+                "--url",
+                &url,
+                "--topic",
+                &topic,
+                "--timeout",
+                "60",
+                "--call-monitor-timeout",
+                "2",
+                "--method",
+                "sleep",
+                "--args",
+                r#"{"seconds": 5}"#,
+            ],
+        )
+        .await;
+    assert_eq!(out["result"], json!(5.0), "{out}");
+    let from_om = router.routed().iter().filter(|r| body_less(r)).count() - from_python;
+    assert!(from_om >= 1, "om sent heartbeats");
+    srv.stop().await.expect("stop");
+    srv.wait().await.expect("wait");
     t.cleanup().await;
 }
 

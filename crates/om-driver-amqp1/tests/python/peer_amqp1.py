@@ -11,7 +11,8 @@ until stdin is closed (rpc-server) or N notifications arrived (notify-listen).
 
   rpc-server     --url U --topic T --server S [--exchange E]
   rpc-call       --url U --topic T [--server S] [--exchange E] [--namespace N]
-                 [--version V] [--timeout F] [--context JSON]
+                 [--version V] [--timeout F] [--call-monitor-timeout F]
+                 [--context JSON]
                  [--allowed-exmods M,...] --method M [--args JSON]
   rpc-cast       same as rpc-call plus [--fanout]
   notify-send    --url U --topic T [--driver messagingv2|messaging]
@@ -89,6 +90,11 @@ class Echo(object):
         self._seen("context", ctxt, {})
         return ctxt
 
+    def sleep(self, ctxt, seconds):
+        self._seen("sleep", ctxt, {"seconds": seconds})
+        time.sleep(seconds)
+        return seconds
+
     def cast_sink(self, ctxt, **kwargs):
         self._seen("cast_sink", ctxt, kwargs)
 
@@ -145,6 +151,8 @@ def client(args):
     kwargs = {}
     if args.timeout is not None:
         kwargs["timeout"] = args.timeout
+    if args.call_monitor_timeout is not None:
+        kwargs["call_monitor_timeout"] = args.call_monitor_timeout
     return transport, messaging.get_rpc_client(transport, target, **kwargs)
 
 
@@ -254,6 +262,7 @@ def main():
     parser.add_argument("--version")
     parser.add_argument("--fanout", action="store_true")
     parser.add_argument("--timeout", type=float)
+    parser.add_argument("--call-monitor-timeout", type=float)
     parser.add_argument("--context")
     parser.add_argument("--allowed-exmods")
     parser.add_argument("--method")
