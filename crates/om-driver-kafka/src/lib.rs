@@ -159,13 +159,22 @@
 //! according to `auto_offset_reset`.
 //!
 //! Two librdkafka 2.12.1 problems show up only with such a state-losing
-//! broker: fetching a topic id the broker no longer knows can crash the
-//! client (SIGSEGV in `rd_kafka_metadata_update_op`), so a listener pauses
-//! fetching while every broker is down and resumes at the group rejoin (or
-//! 15 s after the outage); and a listener that rejoins before its topics
-//! exist again may get an empty assignment and not notice the topics
-//! when a producer re-creates them later (seen about one restart in four).
-//! Re-create the topics right after such a restart (the broker test does).
+//! broker. First, tansu answers a fetch for a topic id it no longer knows
+//! with a zero topic id and a leader hint, and librdkafka then looks the
+//! hint's topic up by a name it never set (SIGSEGV in
+//! `rd_kafka_metadata_update_op`). A consumer sends such a fetch when it
+//! fetches with a topic id from before the restart: right after
+//! reconnecting, or after a group rejoin that used cached metadata. So a
+//! listener pauses its partitions while every broker is down, keeps them
+//! paused through any rejoin, and resumes only once a metadata request for
+//! its topics was answered after the outage (that answer replaces the old
+//! topic ids, or marks a missing topic, which librdkafka then does not
+//! fetch). Deleting a topic under a running listener on tansu leads to the
+//! same crash and is not guarded against. Second, a listener that rejoins
+//! before its topics exist again may get an empty assignment and not
+//! notice the topics when a producer re-creates them later (seen about one
+//! restart in four). Re-create the topics right after such a restart (the
+//! broker test does).
 //!
 //! ## RPC
 //!

@@ -32,9 +32,12 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest single poll, so that control messages are served promptly.
 const MAX_POLL_STEP: Duration = Duration::from_millis(100);
 
-/// How long after the last "all brokers down" event paused partitions are
-/// resumed if no group rejoin resumed them before.
-const RESUME_AFTER: Duration = Duration::from_secs(15);
+/// How often a listener whose fetching is held after an outage asks for
+/// fresh metadata (each attempt waits at most [`METADATA_TIMEOUT`]).
+const RECHECK_EVERY: Duration = Duration::from_millis(500);
+
+/// Time limit of one metadata request made to end a hold.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Shortest interval between two commits while records are flowing.
 const COMMIT_EVERY: Duration = Duration::from_millis(50);
@@ -179,6 +182,10 @@ pub(crate) struct Shared {
     auto_commit: bool,
     group: String,
     shut_down: AtomicBool,
+    /// Fetching is held (partitions paused) since every broker was down,
+    /// until a metadata request answered after the outage (see
+    /// [`hold_fetching`]).
+    held: AtomicBool,
 }
 
 impl Shared {
@@ -337,6 +344,18 @@ impl ConsumerContext for ListenerContext {
     ) {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let held = self.shared.held.load(Ordering::SeqCst);
+                if held {
+                    // A rejoin right after an outage may work from cached
+                    // metadata, with topic ids the restarted broker no
+                    // longer knows: keep the partitions paused from before
+                    // the assignment starts fetching them (the flag sticks
+                    // to partitions librdkafka knows already; the pause
+                    // after `assign` covers new ones).
+                    if let Err(e) = consumer.pause(tpl) {
+                        tracing::debug!(group = %self.shared.group, error = %e, "cannot pause partitions");
+                    }
+                }
                 self.prepare_assignment(consumer, tpl);
                 let parts: Vec<String> = tpl
                     .elements()
@@ -351,9 +370,16 @@ impl ConsumerContext for ListenerContext {
                         tracing::error!(group = %self.shared.group, error = %e, "cannot assign partitions")
                     }
                 }
-                // Fetching may have been paused while every broker was down.
-                if let Err(e) = consumer.resume(tpl) {
-                    tracing::debug!(group = %self.shared.group, error = %e, "cannot resume partitions");
+                // Partitions paused during an earlier outage stay paused
+                // (librdkafka keeps the flag across assignments) until the
+                // hold ends; without a hold, make sure they fetch.
+                let res = if held {
+                    consumer.pause(tpl)
+                } else {
+                    consumer.resume(tpl)
+                };
+                if let Err(e) = res {
+                    tracing::debug!(group = %self.shared.group, held, error = %e, "cannot pause or resume partitions");
                 }
                 self.shared.assignments.send_modify(|n| *n += 1);
             }
@@ -386,21 +412,70 @@ impl ConsumerContext for ListenerContext {
     }
 }
 
-/// Stops fetching while every broker is down. A broker that lost its state
-/// (tansu with in-memory storage) answers fetches for the old topic ids
-/// with leader hints that crash librdkafka 2.12.1 (SIGSEGV in
-/// `rd_kafka_metadata_update_op`); paused partitions are not fetched, and
-/// the group rejoin after the outage assigns and resumes them.
-fn pause_assignment(consumer: &BaseConsumer<ListenerContext>, shared: &Shared) {
+/// Holds fetching when every broker is down: pauses the assigned
+/// partitions until [`end_hold`] saw fresh metadata.
+///
+/// Why: a broker that lost its state (tansu with in-memory storage) answers
+/// a fetch for a topic id it does not know with a zero topic id plus a
+/// leader hint, and librdkafka 2.12.1 dereferences the missing topic name
+/// of that hint (SIGSEGV in `rd_kafka_metadata_update_op`, under
+/// `rd_kafka_metadata_cache_find` and `strcmp`). The consumer sends such a
+/// fetch whenever it fetches with a topic id from before the restart: at
+/// reconnection, or after a group rejoin that worked from cached metadata.
+/// Every metadata response updates librdkafka's topic ids (or marks the
+/// topic as unknown, which stops fetching it), so once one answered after
+/// the outage, fetching is safe again.
+fn hold_fetching(consumer: &BaseConsumer<ListenerContext>, shared: &Shared) {
+    let first = !shared.held.swap(true, Ordering::SeqCst);
     match consumer.assignment() {
         Ok(tpl) if tpl.count() > 0 => match consumer.pause(&tpl) {
-            Ok(()) => {
-                tracing::info!(group = %shared.group, "all brokers down: fetching paused until the group rejoins")
+            Ok(()) if first => {
+                tracing::info!(group = %shared.group, "all brokers down: fetching paused until fresh metadata arrives")
             }
+            Ok(()) => {}
             Err(e) => tracing::debug!(group = %shared.group, error = %e, "cannot pause partitions"),
         },
         _ => {}
     }
+}
+
+/// Ends a hold once a metadata request for every subscribed topic was
+/// answered (the topic may be missing: librdkafka then stops fetching it
+/// by itself until it exists again). Returns whether the hold ended.
+fn end_hold(consumer: &BaseConsumer<ListenerContext>, shared: &Shared) -> bool {
+    let topics: Vec<String> = match consumer.subscription() {
+        Ok(tpl) => tpl
+            .elements()
+            .iter()
+            .map(|e| e.topic().to_owned())
+            .collect(),
+        Err(e) => {
+            tracing::debug!(group = %shared.group, error = %e, "cannot read the subscription");
+            return false;
+        }
+    };
+    let mut seen = Vec::new();
+    for topic in &topics {
+        if seen.contains(&topic) {
+            continue;
+        }
+        seen.push(topic);
+        if let Err(e) = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT) {
+            tracing::debug!(group = %shared.group, topic = %topic, error = %e, "no fresh metadata yet; fetching stays paused");
+            return false;
+        }
+    }
+    shared.held.store(false, Ordering::SeqCst);
+    match consumer.assignment() {
+        Ok(tpl) if tpl.count() > 0 => {
+            if let Err(e) = consumer.resume(&tpl) {
+                tracing::warn!(group = %shared.group, error = %e, "cannot resume partitions");
+            }
+        }
+        _ => {}
+    }
+    tracing::info!(group = %shared.group, "brokers back with fresh metadata: fetching resumed");
+    true
 }
 
 /// One item of the listener's channel.
@@ -471,6 +546,7 @@ pub(crate) fn new_context(
         auto_commit,
         group: group.to_owned(),
         shut_down: AtomicBool::new(false),
+        held: AtomicBool::new(false),
     });
     (ListenerContext { shared }, ctl_rx)
 }
@@ -641,7 +717,7 @@ fn run(
     let mut dirty = false;
     let mut idle = true;
     let mut last_commit = Instant::now();
-    let mut last_down: Option<Instant> = None;
+    let mut last_check = Instant::now();
     'outer: loop {
         // Serve control messages.
         let mut pending_ctl: Vec<Ctl> = Vec::new();
@@ -672,14 +748,10 @@ fn run(
         if shutdown {
             break 'outer;
         }
-        // Resume by itself if no rejoin did it some time after the outage.
-        if last_down.is_some_and(|t| t.elapsed() >= RESUME_AFTER) {
-            last_down = None;
-            if let Ok(tpl) = consumer.assignment() {
-                if tpl.count() > 0 && consumer.resume(&tpl).is_ok() {
-                    tracing::info!(group = %shared.group, "fetching resumed after the outage");
-                }
-            }
+        // After an outage, resume fetching once fresh metadata arrived.
+        if shared.held.load(Ordering::SeqCst) && last_check.elapsed() >= RECHECK_EVERY {
+            end_hold(&consumer, &shared);
+            last_check = Instant::now();
         }
         let polled = consumer.poll(if dirty { step.min(COMMIT_EVERY) } else { step });
         idle = polled.is_none();
@@ -687,8 +759,8 @@ fn run(
             None => {}
             Some(Err(e)) => {
                 if e.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-                    pause_assignment(&consumer, &shared);
-                    last_down = Some(Instant::now());
+                    hold_fetching(&consumer, &shared);
+                    last_check = Instant::now();
                 }
                 let text = e.to_string();
                 if last_error.as_deref() != Some(text.as_str()) {
