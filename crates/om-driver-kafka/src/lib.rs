@@ -166,11 +166,12 @@
 //! fetches with a topic id from before the restart: right after
 //! reconnecting, or after a group rejoin that used cached metadata. So a
 //! listener pauses its partitions while every broker is down, keeps them
-//! paused through any rejoin, and resumes only once a metadata request for
-//! its topics was answered after the outage (that answer replaces the old
-//! topic ids, or marks a missing topic, which librdkafka then does not
-//! fetch). Deleting a topic under a running listener on tansu leads to the
-//! same crash and is not guarded against. Second, a listener that rejoins
+//! paused through any rejoin, and resumes only once a metadata request
+//! made after the outage lists every one of its topics (that answer
+//! replaces the old topic ids; a topic reported missing keeps its old id
+//! and leader in librdkafka for up to 30 s, so the listener stays paused
+//! until the topic exists again). Deleting a topic under a running
+//! listener on tansu leads to the same crash and is not guarded against. Second, a listener that rejoins
 //! before its topics exist again may get an empty assignment and not
 //! notice the topics when a producer re-creates them later (seen about one
 //! restart in four). Re-create the topics right after such a restart (the

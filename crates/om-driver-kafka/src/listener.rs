@@ -422,9 +422,9 @@ impl ConsumerContext for ListenerContext {
 /// `rd_kafka_metadata_cache_find` and `strcmp`). The consumer sends such a
 /// fetch whenever it fetches with a topic id from before the restart: at
 /// reconnection, or after a group rejoin that worked from cached metadata.
-/// Every metadata response updates librdkafka's topic ids (or marks the
-/// topic as unknown, which stops fetching it), so once one answered after
-/// the outage, fetching is safe again.
+/// A metadata response that lists the topic replaces its id, so once one
+/// answered after the outage for every subscribed topic, fetching is safe
+/// again (see [`end_hold`]).
 fn hold_fetching(consumer: &BaseConsumer<ListenerContext>, shared: &Shared) {
     let first = !shared.held.swap(true, Ordering::SeqCst);
     match consumer.assignment() {
@@ -439,9 +439,11 @@ fn hold_fetching(consumer: &BaseConsumer<ListenerContext>, shared: &Shared) {
     }
 }
 
-/// Ends a hold once a metadata request for every subscribed topic was
-/// answered (the topic may be missing: librdkafka then stops fetching it
-/// by itself until it exists again). Returns whether the hold ended.
+/// Ends a hold once a metadata request answered after the outage lists
+/// every subscribed topic: that answer replaced librdkafka's topic ids.
+/// A topic reported missing does not end the hold: librdkafka keeps such
+/// a topic, with its old id and leader, for `topic.metadata.propagation.max.ms`
+/// (30 s) and would go on fetching it. Returns whether the hold ended.
 fn end_hold(consumer: &BaseConsumer<ListenerContext>, shared: &Shared) -> bool {
     let topics: Vec<String> = match consumer.subscription() {
         Ok(tpl) => tpl
@@ -460,8 +462,16 @@ fn end_hold(consumer: &BaseConsumer<ListenerContext>, shared: &Shared) -> bool {
             continue;
         }
         seen.push(topic);
-        if let Err(e) = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT) {
-            tracing::debug!(group = %shared.group, topic = %topic, error = %e, "no fresh metadata yet; fetching stays paused");
+        let exists = match consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT) {
+            Ok(md) => md.topics().iter().any(|t| {
+                t.name() == topic.as_str() && t.error().is_none() && !t.partitions().is_empty()
+            }),
+            Err(e) => {
+                tracing::debug!(group = %shared.group, topic = %topic, error = %e, "no fresh metadata yet; fetching stays paused");
+                false
+            }
+        };
+        if !exists {
             return false;
         }
     }
