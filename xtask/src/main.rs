@@ -56,7 +56,7 @@ const HELP: &str = "usage: cargo xtask <command>
                  start, stop or check the test brokers (loopback only; state in .om/)
   python         create .om/venv with Python oslo.messaging 18.3.1 (the interop peer) and tansu,
                  and .om/venv-amqp1 with oslo.messaging 14.9.3 (the AMQP 1.0 interop peer)
-  test [--no-lint] [--only PKG] [--kafka-restart]
+  test [--no-lint] [--only PKG]
                  provision, start the brokers, run every test (fails if a broker test
                  could not run), run the examples and the lints, stop the brokers
   matrix         run the conformance suites and print the driver x broker x case table";

@@ -35,6 +35,7 @@ const REQUIRED: &[(&str, &str, usize)] = &[
     ("om-driver-kafka", "tests/conformance", 45),
     ("om-driver-kafka", "tests/conformance_earliest", 1),
     ("om-driver-kafka", "tests/kafka", 17),
+    ("om-driver-kafka", "tests/restart", 1),
     ("om-driver-kafka", "tests/python_interop", 1),
     ("om-driver-amqp1", "tests/conformance_broker", 45),
     ("om-driver-amqp1", "tests/conformance_router", 45),
@@ -46,15 +47,6 @@ const REQUIRED: &[(&str, &str, usize)] = &[
     ("om", "tests/interop_rabbit", 11),
     ("om-cli", "tests/cli_rabbit", 10),
 ];
-
-/// Suites that run only when asked for, with the reason printed in every
-/// summary: (package, test target, flag that enables it, reason).
-const OPT_IN: &[(&str, &str, &str, &str)] = &[(
-    "om-driver-kafka",
-    "tests/restart",
-    "--kafka-restart",
-    "librdkafka 2.12.1 was seen to crash (SIGSEGV) when tansu's in-memory broker restarts under a consumer; see crates/om-driver-kafka/tests/restart.rs",
-)];
 
 /// Examples run after the tests: (package, example, arguments; `$VAR` is
 /// replaced by that test environment variable).
@@ -153,18 +145,8 @@ pub fn run(args: &[&str]) -> Result<()> {
     env.extend(hybrid);
 
     let mut results: BTreeMap<String, Outcome> = BTreeMap::new();
-    let mut excluded = Vec::new();
     for bin in build_test_binaries(only)? {
         let label = format!("{} :: {}", bin.package, bin.target);
-        if let Some((_, _, flag, why)) = OPT_IN
-            .iter()
-            .find(|(p, t, flag, _)| *p == bin.package && *t == bin.target && !args.contains(flag))
-        {
-            excluded.push(format!(
-                "{label} (run it with `cargo xtask test {flag}`): {why}"
-            ));
-            continue;
-        }
         let outcome = run_binary(&bin, &env)?;
         results.insert(label, outcome);
     }
@@ -222,9 +204,6 @@ pub fn run(args: &[&str]) -> Result<()> {
     }
     for p in &problems {
         println!("MISSING: {p}");
-    }
-    for e in &excluded {
-        println!("NOT RUN (opt-in): {e}");
     }
     failed += problems.len();
     println!("{passed} passed, {failed} failed, {ignored} skipped");
