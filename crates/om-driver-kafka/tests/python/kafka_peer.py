@@ -30,15 +30,26 @@ print("SENT", flush=True)
 
 done = threading.Event()
 count = [0]
+out_lock = threading.Lock()
+
+
+def emit(line):
+    # The listener's executor runs endpoints on several threads, and print()
+    # writes the text and the newline separately: two GOT lines could come
+    # out interleaved. One locked write per line keeps them whole.
+    with out_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
 
 
 class Endpoint:
     def info(self, ctxt, publisher_id, event_type, payload, metadata):
-        print("GOT " + json.dumps({"ctxt": ctxt, "publisher_id": publisher_id,
-                                   "event_type": event_type, "payload": payload}), flush=True)
-        count[0] += 1
-        if count[0] >= want:
-            done.set()
+        emit("GOT " + json.dumps({"ctxt": ctxt, "publisher_id": publisher_id,
+                                  "event_type": event_type, "payload": payload}))
+        with out_lock:
+            count[0] += 1
+            if count[0] >= want:
+                done.set()
         return om.NotificationResult.HANDLED
 
 
@@ -47,10 +58,10 @@ listener = om.get_notification_listener(
     listen_transport, [om.Target(topic=topic_in)], [Endpoint()],
     executor="threading", pool="py-" + topic_in)
 listener.start()
-print("LISTENING", flush=True)
+emit("LISTENING")
 done.wait(seconds)
 listener.stop()
 listener.wait()
 transport.cleanup()
 listen_transport.cleanup()
-print("DONE", flush=True)
+emit("DONE")
