@@ -18,6 +18,9 @@
 //! [`conformance_tests!`](crate::conformance_tests); tools can use
 //! [`cases`], [`run_case`] and [`run_all`].
 //!
+//! For interop tests against Python peers (the real oslo.messaging),
+//! [`python_peer`] runs a peer script and reads its JSON lines.
+//!
 //! ## What the suite assumes of a driver
 //!
 //! * When `listen` / `listen_for_notifications` returns, the subscription is
@@ -38,6 +41,7 @@
 #![allow(clippy::result_large_err)]
 
 mod cases;
+pub mod python_peer;
 
 use crate::{Capabilities, Transport};
 use std::fmt;

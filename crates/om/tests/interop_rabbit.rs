@@ -8,15 +8,16 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod common;
+#[path = "../../om-driver-api/testkit/oslo_interop.rs"]
+mod oslo_interop;
 
 use common::{json_file, setup, unique, Peer};
-use om::notify::{
-    Endpoint as NotifyEndpoint, Notification, NotificationListener, Notifier, NotifierDriver,
-};
-use om::rpc::{Endpoint, HandlerError, RpcClient, RpcServer};
+use om::notify::{NotificationListener, Notifier, NotifierDriver};
+use om::rpc::RpcClient;
 use om::{Context, Error, Target, Transport};
+use oslo_interop::{om_server, py_args, wait_seen, Collected, Seen};
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -150,37 +151,8 @@ async fn om_client_gets_typed_python_errors() {
         .timeout(WAIT)
         .build();
 
-    // a remote exception arrives typed
-    let err = client
-        .call::<_, Value>(&Context::new(), "fail", json!({"message": "bad value"}))
-        .await
-        .unwrap_err();
-    let Error::Remote(remote) = &err else {
-        panic!("expected a remote error, got {err:?}")
-    };
-    assert_eq!(remote.exc_type, "ValueError");
-    assert_eq!(remote.module, "builtins");
-    assert_eq!(remote.value, "bad value");
-    assert!(
-        remote
-            .traceback
-            .iter()
-            .any(|l| l.contains("raise ValueError")),
-        "{:?}",
-        remote.traceback
-    );
-
-    // NoSuchMethod
-    let err = client
-        .call::<_, Value>(&Context::new(), "nosuch", json!({}))
-        .await
-        .unwrap_err();
-    let Error::Remote(remote) = &err else {
-        panic!("expected a remote error, got {err:?}")
-    };
-    assert_eq!(remote.exc_type, "NoSuchMethod");
-    assert_eq!(remote.module, "oslo_messaging.rpc.dispatcher");
-    assert_eq!(remote.value, "Endpoint does not support RPC method nosuch");
+    // a remote exception arrives typed; NoSuchMethod
+    oslo_interop::om_client_gets_python_errors(&client).await;
 
     // UnsupportedVersion
     let v2 = client.prepare().version("2.0").build().expect("prepare");
@@ -316,82 +288,6 @@ async fn om_casts_fanout_and_server_targets_reach_python_servers() {
 // Python client → om server
 // ---------------------------------------------------------------------------
 
-type Seen = Arc<Mutex<Vec<(String, Value, Value)>>>;
-
-fn om_endpoints(server_name: &str, seen: Seen) -> (Endpoint, Endpoint) {
-    let name = server_name.to_owned();
-    let s1 = seen.clone();
-    let s2 = seen.clone();
-    let s3 = seen.clone();
-    let n1 = name.clone();
-    let n2 = name.clone();
-    let main = Endpoint::new()
-        .version("1.5")
-        .method("echo", move |ctx: Context, args: Value| {
-            let seen = s1.clone();
-            let n = n1.clone();
-            async move {
-                seen.lock().expect("lock").push((
-                    n,
-                    Value::Object(ctx.into_object()),
-                    args.clone(),
-                ));
-                Ok::<_, HandlerError>(args)
-            }
-        })
-        .method("cast_sink", move |ctx: Context, args: Value| {
-            let seen = s2.clone();
-            let n = n2.clone();
-            async move {
-                seen.lock()
-                    .expect("lock")
-                    .push((n, Value::Object(ctx.into_object()), args));
-                Ok::<_, HandlerError>(())
-            }
-        })
-        .method("fail", |_ctx: Context, args: Value| async move {
-            let message = args
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("boom")
-                .to_owned();
-            Err::<(), _>(HandlerError::value_error(message))
-        })
-        .method("sleep", |_ctx: Context, args: Value| async move {
-            let secs = args.get("seconds").and_then(Value::as_f64).unwrap_or(0.0);
-            tokio::time::sleep(Duration::from_secs_f64(secs)).await;
-            Ok::<_, HandlerError>(secs)
-        })
-        .method("context", |ctx: Context, _args: Value| async move {
-            Ok::<_, HandlerError>(ctx)
-        });
-    let ns = Endpoint::new().namespace("om_ns").version("2.3").method(
-        "ns_echo",
-        move |_ctx: Context, args: Value| {
-            let _ = s3.clone();
-            async move { Ok::<_, HandlerError>(json!({"ns": "om_ns", "args": args})) }
-        },
-    );
-    (main, ns)
-}
-
-async fn om_server(t: &Transport, topic: &str, server: &str, seen: Seen) -> RpcServer {
-    let (main, ns) = om_endpoints(server, seen);
-    let srv = RpcServer::builder(t.clone(), Target::new(topic).with_server(server))
-        .endpoint(main)
-        .endpoint(ns)
-        .build()
-        .expect("server builds");
-    srv.start().await.expect("server starts");
-    srv
-}
-
-fn py_args<'a>(url: &'a str, topic: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["--url", url, "--topic", topic, "--timeout", "30"];
-    v.extend_from_slice(extra);
-    v
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_calls_om_server() {
     let Some((url, peer)) = setup("OM_RABBIT_URL") else {
@@ -496,38 +392,11 @@ async fn python_client_gets_python_exceptions_from_om_server() {
     let t = transport(&url).await;
     let srv = om_server(&t, &topic, "om1", Arc::default()).await;
 
-    // a handler's ValueError is re-created as a Python ValueError
-    let out = peer
-        .run(
-            "rpc-call",
-            &py_args(
-                &url,
-                &topic,
-                &["--method", "fail", "--args", r#"{"message": "bad value"}"#],
-            ),
-        )
-        .await;
-    assert_eq!(out["error"]["class"], "ValueError", "{out}");
-    assert_eq!(out["error"]["module"], "builtins");
-    assert!(
-        out["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .starts_with("bad value"),
-        "{out}"
-    );
+    // a handler's ValueError is re-created as a Python ValueError;
+    // NoSuchMethod arrives as RemoteError with the dispatcher's class
+    oslo_interop::python_client_gets_om_errors(&peer, &url, &topic).await;
 
-    // NoSuchMethod and UnsupportedVersion arrive as RemoteError with the dispatcher's class
-    let out = peer
-        .run("rpc-call", &py_args(&url, &topic, &["--method", "nosuch"]))
-        .await;
-    assert_eq!(out["error"]["class"], "RemoteError", "{out}");
-    assert_eq!(out["error"]["exc_type"], "NoSuchMethod");
-    assert_eq!(
-        out["error"]["value"],
-        "Endpoint does not support RPC method nosuch"
-    );
-
+    // UnsupportedVersion arrives as RemoteError with the dispatcher's class
     let out = peer
         .run(
             "rpc-call",
@@ -621,19 +490,6 @@ async fn python_casts_fanout_and_server_targets_reach_om_servers() {
     let a = om_server(&t, &topic, "om1", seen.clone()).await;
     let b = om_server(&t, &topic, "om2", seen.clone()).await;
 
-    let wait_for = |n: usize| {
-        let seen = seen.clone();
-        async move {
-            let deadline = tokio::time::Instant::now() + WAIT;
-            loop {
-                if seen.lock().expect("lock").len() >= n || tokio::time::Instant::now() > deadline {
-                    return seen.lock().expect("lock").clone();
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    };
-
     // one cast, handled once
     let out = peer
         .run(
@@ -646,7 +502,7 @@ async fn python_casts_fanout_and_server_targets_reach_om_servers() {
         )
         .await;
     assert_eq!(out["result"], Value::Null, "{out}");
-    let got = wait_for(1).await;
+    let got = wait_seen(&seen, 1).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(seen.lock().expect("lock").len(), 1, "{got:?}");
 
@@ -667,7 +523,7 @@ async fn python_casts_fanout_and_server_targets_reach_om_servers() {
         ),
     )
     .await;
-    let got = wait_for(2).await;
+    let got = wait_seen(&seen, 2).await;
     let mut servers: Vec<String> = got.iter().map(|(s, _, _)| s.clone()).collect();
     servers.sort();
     assert_eq!(servers, vec!["om1", "om2"]);
@@ -688,7 +544,7 @@ async fn python_casts_fanout_and_server_targets_reach_om_servers() {
             .await;
         assert_eq!(out["result"], json!({"i": i}), "{out}");
     }
-    let got = wait_for(3).await;
+    let got = wait_seen(&seen, 3).await;
     assert!(got.iter().all(|(s, _, _)| s == "om2"), "{got:?}");
 
     for s in [a, b] {
@@ -775,37 +631,6 @@ async fn om_notifier_to_python_listener() {
     t.cleanup().await;
 }
 
-#[derive(Clone, Default)]
-struct Collected(Arc<Mutex<Vec<Notification>>>);
-
-impl Collected {
-    fn endpoint(&self) -> NotifyEndpoint {
-        let c = self.0.clone();
-        let push = move |n: Notification| {
-            let c = c.clone();
-            async move {
-                c.lock().expect("lock").push(n);
-            }
-        };
-        NotifyEndpoint::new()
-            .info(push.clone())
-            .warn(push.clone())
-            .error(push.clone())
-            .audit(push.clone())
-            .debug(push.clone())
-            .critical(push.clone())
-            .sample(push)
-    }
-
-    async fn wait(&self, n: usize) -> Vec<Notification> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while self.0.lock().expect("lock").len() < n && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        self.0.lock().expect("lock").clone()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_notifier_to_om_listener() {
     let Some((url, peer)) = setup("OM_RABBIT_URL") else {
@@ -822,30 +647,17 @@ async fn python_notifier_to_om_listener() {
             .expect("listener builds");
         listener.start().await.expect("listener starts");
 
-        let out = peer
-            .run(
-                "notify-send",
-                &[
-                    "--url",
-                    &url,
-                    "--topic",
-                    &topic,
-                    "--driver",
-                    driver,
-                    "--priority",
-                    "warn",
-                    "--event-type",
-                    "compute.instance.delete.start",
-                    "--publisher-id",
-                    "compute.py1",
-                    "--payload",
-                    r#"{"id": 2}"#,
-                    "--context",
-                    r#"{"user": "u1", "project_id": "p1"}"#,
-                ],
-            )
-            .await;
-        assert_eq!(out["sent"], 1, "{out}");
+        oslo_interop::python_notification_reaches_om(
+            &peer,
+            &url,
+            &topic,
+            driver,
+            r#"{"id": 2}"#,
+            &json!({"id": 2}),
+            &got,
+            String::new,
+        )
+        .await;
         let (_tmp, arg) = json_file(&mib_payload());
         peer.run(
             "notify-send",
@@ -890,18 +702,8 @@ async fn python_notifier_to_om_listener() {
         got.sort_by(|a, b| a.event_type.cmp(&b.event_type));
         assert_eq!(got[0].event_type, "big");
         assert_eq!(got[0].payload, mib_payload());
-        let del = &got[1];
-        assert_eq!(del.event_type, "compute.instance.delete.start");
-        assert_eq!(del.publisher_id.as_deref(), Some("compute.py1"));
-        assert_eq!(del.payload, json!({"id": 2}));
-        assert_eq!(del.ctxt.get_str("user"), Some("u1"));
-        assert_eq!(del.ctxt.get_str("project_id"), Some("p1"));
-        assert_eq!(
-            del.metadata.message_id.as_deref().map(str::len),
-            Some(36),
-            "{:?}",
-            del.metadata
-        );
+        // got[1] is the one checked field by field above
+        assert_eq!(got[1].event_type, "compute.instance.delete.start");
         assert_eq!(got[2].payload, rich_payload());
 
         listener.stop().await;
