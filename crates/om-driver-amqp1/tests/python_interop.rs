@@ -200,17 +200,7 @@ async fn om_client_calls_python_server() {
     srv.next_line(WAIT).await;
 
     // namespace + version: ns_echo lives in namespace om_ns, version 2.3
-    let ns = client
-        .prepare()
-        .namespace("om_ns")
-        .version("2.1")
-        .build()
-        .expect("prepare");
-    let got: Value = ns
-        .call(&Context::new(), "ns_echo", json!({"k": "v"}))
-        .await
-        .expect("ns_echo");
-    assert_eq!(got, json!({"ns": "om_ns", "args": {"k": "v"}}));
+    oslo_interop::om_client_reaches_python_namespace(&client).await;
     srv.next_line(WAIT).await;
 
     srv.finish().await;
@@ -402,30 +392,7 @@ async fn python_client_calls_om_server() {
     assert_eq!(out["result"]["project_id"], "p1", "{out}");
 
     // namespace and version
-    let out = peer
-        .run(
-            "rpc-call",
-            &py_args(
-                &url,
-                &topic,
-                &[
-                    "--method",
-                    "ns_echo",
-                    "--namespace",
-                    "om_ns",
-                    "--version",
-                    "2.2",
-                    "--args",
-                    r#"{"k": 1}"#,
-                ],
-            ),
-        )
-        .await;
-    assert_eq!(
-        out["result"],
-        json!({"ns": "om_ns", "args": {"k": 1}}),
-        "{out}"
-    );
+    oslo_interop::python_client_reaches_om_namespace(&peer, &url, &topic).await;
 
     srv.stop().await.expect("stop");
     srv.wait().await.expect("wait");

@@ -266,3 +266,48 @@ pub async fn python_notification_reaches_om(
         n.metadata
     );
 }
+
+/// om client → Python `rpc-server`: a 2.1 client in namespace `om_ns`
+/// reaches the Python endpoint in that namespace at version 2.3.
+pub async fn om_client_reaches_python_namespace(client: &RpcClient) {
+    let ns = client
+        .prepare()
+        .namespace("om_ns")
+        .version("2.1")
+        .build()
+        .expect("prepare");
+    let got: Value = ns
+        .call(&Context::new(), "ns_echo", json!({"k": "v"}))
+        .await
+        .expect("ns_echo");
+    assert_eq!(got, json!({"ns": "om_ns", "args": {"k": "v"}}));
+}
+
+/// Python `rpc-call` → om server with [`om_endpoints`] on `topic`: a 2.2
+/// client in namespace `om_ns` reaches om's endpoint there (version 2.3).
+pub async fn python_client_reaches_om_namespace(peer: &PythonPeer, url: &str, topic: &str) {
+    let out = peer
+        .run(
+            "rpc-call",
+            &py_args(
+                url,
+                topic,
+                &[
+                    "--method",
+                    "ns_echo",
+                    "--namespace",
+                    "om_ns",
+                    "--version",
+                    "2.2",
+                    "--args",
+                    r#"{"k": 1}"#,
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(
+        out["result"],
+        json!({"ns": "om_ns", "args": {"k": 1}}),
+        "{out}"
+    );
+}
