@@ -311,3 +311,29 @@ pub async fn python_client_reaches_om_namespace(peer: &PythonPeer, url: &str, to
         "{out}"
     );
 }
+
+/// Python `rpc-call` with `call_monitor_timeout=2` → om server with
+/// [`om_endpoints`] on `topic`: a 5 s `sleep` call survives because om's
+/// heartbeats arrive and are understood.
+pub async fn python_call_survives_on_om_heartbeats(peer: &PythonPeer, url: &str, topic: &str) {
+    let out = peer
+        .run(
+            "rpc-call",
+            &[
+                "--url",
+                url,
+                "--topic",
+                topic,
+                "--timeout",
+                "60",
+                "--call-monitor-timeout",
+                "2",
+                "--method",
+                "sleep",
+                "--args",
+                r#"{"seconds": 5}"#,
+            ],
+        )
+        .await;
+    assert_eq!(out["result"], json!(5.0), "{out}");
+}

@@ -420,26 +420,7 @@ async fn python_client_timeout_and_heartbeats_with_om_server() {
     assert_eq!(out["error"]["class"], "MessagingTimeout", "{out}");
 
     // om's heartbeats keep a Python call with call_monitor_timeout=2 alive for 5 s
-    let out = peer
-        .run(
-            "rpc-call",
-            &[
-                "--url",
-                &url,
-                "--topic",
-                &topic,
-                "--timeout",
-                "60",
-                "--call-monitor-timeout",
-                "2",
-                "--method",
-                "sleep",
-                "--args",
-                r#"{"seconds": 5}"#,
-            ],
-        )
-        .await;
-    assert_eq!(out["result"], json!(5.0), "{out}");
+    oslo_interop::python_call_survives_on_om_heartbeats(&peer, &url, &topic).await;
 
     srv.stop().await.expect("stop");
     srv.wait().await.expect("wait");
