@@ -4,7 +4,7 @@
 //! routing, replies, heartbeats, notifications, pools, acknowledgement,
 //! payloads, validation) that every driver must pass. Each case takes the
 //! transport URL of a driver that is already registered, opens fresh
-//! [`Transport`](crate::Transport)s (client and server sides separately),
+//! [`Transport`]s (client and server sides separately),
 //! and uses unique topic, exchange and pool names, so cases can run in
 //! parallel and against a shared broker. Every case has a time limit, so a
 //! broken driver fails instead of hanging.
