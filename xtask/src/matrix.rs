@@ -13,13 +13,13 @@
 //! full output is kept in `.om/matrix/`. The brokers are stopped at the end,
 //! whatever happened.
 
-use crate::test::{BrokersGuard, FEATURES};
+use crate::test::{build_test_binaries, BrokersGuard, TestBinary};
 use crate::{brokers, cmd, provision};
 use anyhow::{bail, Context, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -122,7 +122,12 @@ pub fn run(args: &[&str]) -> Result<()> {
     let _ = std::fs::remove_dir_all(&log_dir);
     std::fs::create_dir_all(&log_dir)?;
 
-    let bins = build_test_binaries()?;
+    // The same build as `cargo xtask test`; the matrix runs only the
+    // integration suites (`tests/<name>`) among them.
+    let bins: Vec<TestBinary> = build_test_binaries(None)?
+        .into_iter()
+        .filter(|b| b.target.starts_with("tests/"))
+        .collect();
     let mut runs = Vec::new();
     let mut not_run = Vec::new();
     let mut unplaced = Vec::new();
@@ -185,62 +190,6 @@ pub fn run(args: &[&str]) -> Result<()> {
         bail!("the matrix has {failed} failure(s); see above and the logs in .om/matrix/");
     }
     Ok(())
-}
-
-/// A compiled test executable of the workspace.
-struct TestBinary {
-    package: String,
-    /// `tests/<name>`
-    target: String,
-    executable: PathBuf,
-    manifest_dir: PathBuf,
-}
-
-/// Builds every integration-test executable of the workspace (with every
-/// backend compiled in) and returns them.
-fn build_test_binaries() -> Result<Vec<TestBinary>> {
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.current_dir(cmd::root()).args([
-        "test",
-        "--no-run",
-        "--workspace",
-        "--tests",
-        "--message-format=json-render-diagnostics",
-        "--features",
-        FEATURES,
-    ]);
-    eprintln!("xtask: building test binaries");
-    let out = cmd::output(&mut c).context("building the tests failed")?;
-    let mut bins = Vec::new();
-    for line in out.lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if v["reason"] != "compiler-artifact" || v["target"]["kind"][0] != "test" {
-            continue;
-        }
-        let (Some(exe), Some(manifest), Some(name)) = (
-            v["executable"].as_str(),
-            v["manifest_path"].as_str(),
-            v["target"]["name"].as_str(),
-        ) else {
-            continue;
-        };
-        let manifest_dir = Path::new(manifest)
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        bins.push(TestBinary {
-            package: manifest_dir
-                .file_name()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-            target: format!("tests/{name}"),
-            executable: PathBuf::from(exe),
-            manifest_dir,
-        });
-    }
-    Ok(bins)
 }
 
 /// The names of a test binary's tests (`--list`).

@@ -217,8 +217,8 @@ pub fn run(args: &[&str]) -> Result<()> {
 pub struct TestBinary {
     pub package: String,
     pub target: String,
-    executable: PathBuf,
-    manifest_dir: PathBuf,
+    pub executable: PathBuf,
+    pub manifest_dir: PathBuf,
 }
 
 fn cargo_test_base() -> Command {
