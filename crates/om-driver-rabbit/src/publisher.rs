@@ -10,7 +10,11 @@
 //! * *mandatory* channels, each carrying one `mandatory` publish (replies,
 //!   `at_least_once` requests) at a time, so that a `basic.return` is
 //!   always attributed to the right message (lapin hands returns to
-//!   whichever pending confirm a `multiple` ack resolves first).
+//!   whichever pending confirm a `multiple` ack resolves first). There are
+//!   up to `rpc_conn_pool_size` of them (Python keeps that many pooled
+//!   connections; at most `MAX_MANDATORY_CHANNELS`), opened on first use,
+//!   so that a server replying to many callers at once does not queue its
+//!   replies behind one another's confirms.
 //!
 //! Exchange (and notification queue) declarations are done once per
 //! connection on a separate channel, so that a declaration error never
@@ -29,6 +33,9 @@ use om_driver_api::Retry;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
+/// The most mandatory-publish channels one publishing connection opens.
+pub(crate) const MAX_MANDATORY_CHANNELS: usize = 64;
 
 /// An exchange to declare before publishing.
 #[derive(Debug, Clone)]
@@ -186,7 +193,7 @@ impl Publisher {
         let (conn, label) = self.connector.connect(&self.name, retry, attempts).await?;
         let size = usize::try_from(self.connector.options().rpc_conn_pool_size)
             .unwrap_or(1)
-            .clamp(1, 8);
+            .clamp(1, MAX_MANDATORY_CHANNELS);
         let pc = Arc::new(PubConn {
             conn,
             label,
