@@ -147,6 +147,7 @@ fn plan(opts: &Options) -> Vec<Job> {
             let mut imps = vec!["om", "raw", "python"];
             if c == 1 || c == 16 {
                 imps.push("raw-noconfirm");
+                imps.push("raw-minimal");
             }
             jobs.push(Job {
                 backend: "rabbit",
@@ -520,10 +521,16 @@ pub fn run(args: &[&str]) -> Result<()> {
                     },
                     _ => {
                         let mut c = Command::new(&bin);
-                        let real = if imp == "raw-noconfirm" { "raw" } else { imp };
+                        let real = match imp {
+                            "raw-noconfirm" | "raw-minimal" => "raw",
+                            other => other,
+                        };
                         c.current_dir(&root).args([job.backend, real, job.scenario]);
                         if imp == "raw-noconfirm" {
                             c.arg("--no-confirms");
+                        }
+                        if imp == "raw-minimal" {
+                            c.arg("--minimal-messages");
                         }
                         common_args(&mut c, &opts, job, url_for(job.backend));
                         measure(&mut c, &label, limit, &logs)
@@ -1051,7 +1058,7 @@ one transport for the client and one for the server, like two services; Python: 
 by N threads, server `get_rpc_server(executor=\"threading\")` in a child process; raw lapin: a topic queue \
 bound to a topic exchange, acknowledged on receipt, the reply published to the default exchange with the \
 client's reply queue as routing key, `correlation_id` matching, publisher confirms on requests and \
-replies as om does). Throughput = completed calls / window; latency = one call's round trip as the \
+replies as om does, several replies in flight on one channel). Throughput = completed calls / window; latency = one call's round trip as the \
 caller sees it.
 * **Casts.** N senders cast `hit(payload)`, each waiting for the broker's publisher confirm (om's \
 `cast()` and Python's kombu `confirm_publish` both do); counted when the server's method runs.
@@ -1067,8 +1074,14 @@ replies pre-settled).
 * **Backlog.** For casts and notifications, the messages the senders had sent (confirmed by the \
 broker) that had not reached the server / listener when the window closed: near zero when the receiving \
 side keeps up, growing when it is the bottleneck (then the throughput shown is the receiver's).
-* **Payload.** A {payload}-byte string in the arguments / notification payload; om's and Python's \
-messages carry the oslo envelope around it (context, ids), the raw bodies only `{{\"payload\": …}}`.",
+* **Payload and messages.** A {payload}-byte string in the arguments / notification payload, inside \
+the oslo 2.0 envelope with context and ids. The raw clients send the same messages without building \
+them: prebuilt oslo-shaped bodies of the size of om's (a call, its reply, a cast, a notification; \
+`om-bench/src/oslo_bodies.rs`) with the properties om sets (`utf-8`, empty headers, priority 0, a \
+call's `expiration`), so broker and sockets carry the same load and the ratio isolates om's own \
+work. The column *raw lapin, minimal messages* is raw lapin with bare `{{\"payload\": …}}` bodies and \
+only a content type and delivery mode (how earlier versions of this table measured raw lapin); \
+*without confirms* uses the oslo-shaped messages without publisher confirms.",
             rounds = self.opts.repeat,
             payload = self.opts.payload,
         );
@@ -1078,7 +1091,7 @@ messages carry the oslo envelope around it (context, ids), the raw bodies only `
         let _ = writeln!(s, "### RPC calls per second\n");
         let _ = writeln!(
             s,
-            "| callers | om | raw lapin | Python | om / raw | om / Python | raw lapin without confirms |\n|---:|---:|---:|---:|---:|---:|---:|"
+            "| callers | om | raw lapin | Python | om / raw | om / Python | raw lapin, minimal messages | raw lapin without confirms |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for conc in RPC_LEVELS {
             let (om, raw, py) = (
@@ -1086,20 +1099,24 @@ messages carry the oslo envelope around it (context, ids), the raw bodies only `
                 self.k("rabbit", "rpc", conc, "raw"),
                 self.k("rabbit", "rpc", conc, "python"),
             );
-            let nc = self.k("rabbit", "rpc", conc, "raw-noconfirm");
+            let optional = |imp: &str| {
+                let k = self.k("rabbit", "rpc", conc, imp);
+                if c.runs.contains_key(&k) {
+                    self.cell(&k)
+                } else {
+                    "–".into()
+                }
+            };
             let _ = writeln!(
                 s,
-                "| {conc} | {} | {} | {} | {} | {} | {} |",
+                "| {conc} | {} | {} | {} | {} | {} | {} | {} |",
                 self.cell(&om),
                 self.cell(&raw),
                 self.cell(&py),
                 ratio_text(ratio(c.rate(&om), c.rate(&raw))),
                 ratio_text(ratio(c.rate(&om), c.rate(&py))),
-                if c.runs.contains_key(&nc) {
-                    self.cell(&nc)
-                } else {
-                    "–".into()
-                },
+                optional("raw-minimal"),
+                optional("raw-noconfirm"),
             );
         }
         let _ = writeln!(

@@ -36,16 +36,17 @@ fn roundtrip(c: &mut Criterion) {
     let om_topic = format!("{prefix}_om");
     let raw_topic = format!("{prefix}_raw");
     let amqp = lapin_url(&url);
+    let bodies = rabbit_raw::Bodies::new(rabbit_raw::Messages::Oslo, "rpc", 200);
     let setup = rt.block_on(async {
         let server_t = om::transport(&url).await?;
         let client_t = om::transport(&url).await?;
         let server =
             rabbit_om::start_server(server_t, &om_topic, Arc::new(AtomicU64::new(0))).await?;
         let client = rabbit_om::client(client_t, &om_topic);
+        let hits = Arc::new(AtomicU64::new(0));
         let raw_server =
-            rabbit_raw::RawServer::start(&amqp, &raw_topic, Arc::new(AtomicU64::new(0)), true)
-                .await?;
-        let raw_client = rabbit_raw::RawClient::connect(&amqp, &raw_topic, true).await?;
+            rabbit_raw::RawServer::start(&amqp, &raw_topic, hits, true, &bodies).await?;
+        let raw_client = rabbit_raw::RawClient::connect(&amqp, &raw_topic, true, &bodies).await?;
         Ok::<_, anyhow::Error>((server, client, raw_server, raw_client))
     });
     let (server, client, raw_server, raw_client) = match setup {
@@ -56,7 +57,7 @@ fn roundtrip(c: &mut Criterion) {
     let args = rabbit_om::Args {
         payload: harness::payload(200),
     };
-    let body = rabbit_raw::body(200);
+    let body = bodies.request.clone();
 
     let mut group = c.benchmark_group("rabbit_roundtrip");
     group.bench_function("om_call", |b| {

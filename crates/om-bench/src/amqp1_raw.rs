@@ -11,9 +11,11 @@
 //!   `/queue/<topic>.info`; the listener (credit 100) counts, then accepts.
 //!
 //! One session per link, as om's driver does. Bodies are an amqp-value
-//! string holding a small JSON object with the payload.
+//! string holding the prebuilt oslo-shaped JSON of [`crate::oslo_bodies`]
+//! (a call, its reply, a notification), the size of om's.
 
 use crate::harness::{self, BenchResult, RunSpec};
+use crate::oslo_bodies;
 use anyhow::{anyhow, bail, Context as _, Result};
 use fe2o3_amqp::connection::ConnectionHandle;
 use fe2o3_amqp::link::CreditMode;
@@ -151,8 +153,8 @@ async fn send(sender: &tokio::sync::Mutex<Sender>, m: Msg, settled: bool) -> Res
     }
 }
 
-fn body_text(payload_bytes: usize) -> String {
-    serde_json::json!({ "payload": harness::payload(payload_bytes) }).to_string()
+fn as_text(body: Vec<u8>) -> String {
+    String::from_utf8_lossy(&body).into_owned()
 }
 
 /// RPC calls with `concurrency` callers.
@@ -165,9 +167,12 @@ pub async fn rpc(spec: &RunSpec) -> Result<BenchResult> {
     let mut requests = server.receiver(&request_addr, 100).await?;
     let reply_sender = Arc::new(tokio::sync::Mutex::new(server.sender(&reply_addr).await?));
     let disposer = requests.disposer();
+    let reply_text = Arc::new(as_text(oslo_bodies::reply(spec.payload_bytes)));
+    let reply_len = reply_text.len();
     tokio::spawn(async move {
         while let Ok(d) = requests.recv::<Body<Value>>().await {
             let (disposer, reply_sender) = (disposer.clone(), reply_sender.clone());
+            let reply_text = reply_text.clone();
             tokio::spawn(async move {
                 if disposer.accept(&d).await.is_err() {
                     return;
@@ -179,12 +184,11 @@ pub async fn rpc(spec: &RunSpec) -> Result<BenchResult> {
                 else {
                     return;
                 };
-                let text = match &m.body {
-                    Body::Value(AmqpValue(Value::String(s))) => s.clone(),
-                    _ => String::new(),
-                };
+                if !matches!(&m.body, Body::Value(AmqpValue(Value::String(_)))) {
+                    return;
+                }
                 let reply = message(
-                    text,
+                    (*reply_text).clone(),
                     Properties {
                         correlation_id: Some(MessageId::String(corr)),
                         ..Default::default()
@@ -225,7 +229,7 @@ pub async fn rpc(spec: &RunSpec) -> Result<BenchResult> {
             }
         });
     }
-    let text = Arc::new(body_text(spec.payload_bytes));
+    let text = Arc::new(as_text(oslo_bodies::call(spec.payload_bytes)));
     let call = {
         let reply_addr = reply_addr.clone();
         move |sender: Arc<tokio::sync::Mutex<Sender>>,
@@ -253,7 +257,7 @@ pub async fn rpc(spec: &RunSpec) -> Result<BenchResult> {
                         .await
                         .map_err(|_| anyhow!("no reply within {CALL_TIMEOUT:?}"))?
                         .map_err(|_| anyhow!("reply receiver ended"))?;
-                    anyhow::ensure!(n == text.len(), "reply of {n} bytes");
+                    anyhow::ensure!(n == reply_len, "reply of {n} bytes");
                     Ok(())
                 }
                 .await;
@@ -301,7 +305,7 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
     }
     let mut notifier = Peer::connect(&spec.url, "bench-raw-notifier").await?;
     let sender = Arc::new(tokio::sync::Mutex::new(notifier.sender(&address).await?));
-    let text = Arc::new(body_text(spec.payload_bytes));
+    let text = Arc::new(as_text(oslo_bodies::notification(spec.payload_bytes)));
     let notify_one = move |sender: Arc<tokio::sync::Mutex<Sender>>, text: Arc<String>| async move {
         let m = message(
             (*text).clone(),

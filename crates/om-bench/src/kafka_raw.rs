@@ -88,7 +88,7 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
         .set("batch.num.messages", "16384")
         .create()
         .context("creating the producer")?;
-    let body = Arc::new(crate::rabbit_raw::body(spec.payload_bytes));
+    let body = Arc::new(crate::oslo_bodies::notification(spec.payload_bytes));
     let topic = Arc::new(topic);
     let send = {
         let (producer, topic) = (producer.clone(), topic.clone());

@@ -14,6 +14,7 @@
 pub mod amqp1_raw;
 pub mod harness;
 pub mod kafka_raw;
+pub mod oslo_bodies;
 pub mod rabbit_om;
 pub mod rabbit_raw;
 

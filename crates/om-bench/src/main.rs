@@ -78,6 +78,10 @@ struct Cli {
     /// publisher confirms (a reference point, not om's semantics).
     #[arg(long)]
     no_confirms: bool,
+    /// Raw RabbitMQ RPC only: send bare `{"payload": …}` bodies with
+    /// minimal properties instead of om's messages (a reference point).
+    #[arg(long)]
+    minimal_messages: bool,
 }
 
 fn default_url(backend: Backend) -> &'static str {
@@ -134,7 +138,12 @@ async fn run(cli: &Cli, spec: &RunSpec) -> Result<om_bench::harness::BenchResult
             rabbit_om::notify(spec, "rabbit").await
         }
         (Backend::Rabbit, Implementation::Raw, Scenario::Rpc) => {
-            rabbit_raw::rpc(&lapin, !cli.no_confirms).await
+            let messages = if cli.minimal_messages {
+                rabbit_raw::Messages::Minimal
+            } else {
+                rabbit_raw::Messages::Oslo
+            };
+            rabbit_raw::rpc(&lapin, !cli.no_confirms, messages).await
         }
         (Backend::Rabbit, Implementation::Raw, Scenario::Cast) => rabbit_raw::cast(&lapin).await,
         (Backend::Rabbit, Implementation::Raw, Scenario::Notify) => {

@@ -14,10 +14,15 @@
 //! * Notifications: publisher-confirmed publishes to the topic exchange
 //!   with routing key `<topic>.info`; the listener counts, then acknowledges.
 //!
-//! Bodies are a small JSON object carrying the payload string; the server
-//! echoes the request body as the reply.
+//! The messages are om's: the bodies are the prebuilt oslo envelopes of
+//! [`crate::oslo_bodies`] (a call, its reply, a cast, a notification) and
+//! the properties are the ones om sets (`application/json`, `utf-8`, empty
+//! headers, persistent, priority 0, and a call's `expiration`). With
+//! [`Messages::Minimal`] they are the bare `{"payload": …}` with only a
+//! content type and delivery mode, a reference point.
 
 use crate::harness::{self, BenchResult, RunSpec};
+use crate::oslo_bodies;
 use anyhow::{anyhow, bail, Context as _, Result};
 use futures_util::StreamExt;
 use lapin::options::{
@@ -52,17 +57,66 @@ fn redact(url: &str) -> String {
     }
 }
 
-fn properties() -> BasicProperties {
-    BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_delivery_mode(2)
+/// Which messages the raw side sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Messages {
+    /// om's bodies and properties (the default): the same exchanges.
+    Oslo,
+    /// `{"payload": …}` with a content type and delivery mode only.
+    Minimal,
 }
 
-/// The request body: `{"payload": "<payload>"}`.
-pub fn body(payload_bytes: usize) -> Vec<u8> {
-    serde_json::json!({ "payload": harness::payload(payload_bytes) })
-        .to_string()
-        .into_bytes()
+/// The bodies of one scenario.
+#[derive(Debug, Clone)]
+pub struct Bodies {
+    /// Requests, casts or notifications.
+    pub request: Arc<Vec<u8>>,
+    /// The server's reply to a call.
+    pub reply: Arc<Vec<u8>>,
+    messages: Messages,
+}
+
+impl Bodies {
+    /// Bodies of calls (`rpc`), casts (`cast`) or notifications.
+    pub fn new(messages: Messages, scenario: &str, payload_bytes: usize) -> Bodies {
+        let request = match (messages, scenario) {
+            (Messages::Minimal, _) => oslo_bodies::minimal(payload_bytes),
+            (Messages::Oslo, "rpc") => oslo_bodies::call(payload_bytes),
+            (Messages::Oslo, "cast") => oslo_bodies::cast(payload_bytes),
+            (Messages::Oslo, _) => oslo_bodies::notification(payload_bytes),
+        };
+        let reply = match messages {
+            Messages::Minimal => request.clone(),
+            Messages::Oslo => oslo_bodies::reply(payload_bytes),
+        };
+        Bodies {
+            request: Arc::new(request),
+            reply: Arc::new(reply),
+            messages,
+        }
+    }
+
+    /// The properties of a message; `call` adds om's `expiration` (the
+    /// call timeout in milliseconds).
+    fn properties(&self, call: bool) -> BasicProperties {
+        let p = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2);
+        match self.messages {
+            Messages::Minimal => p,
+            Messages::Oslo => {
+                let p = p
+                    .with_content_encoding("utf-8".into())
+                    .with_headers(FieldTable::default())
+                    .with_priority(0);
+                if call {
+                    p.with_expiration(CALL_TIMEOUT.as_millis().to_string().into())
+                } else {
+                    p
+                }
+            }
+        }
+    }
 }
 
 async fn confirmed(
@@ -129,14 +183,17 @@ pub struct RawServer {
 }
 
 impl RawServer {
-    /// Starts consuming `topic`. With `confirms`, replies are mandatory and
-    /// publisher-confirmed (as om's are).
+    /// Starts consuming `topic`; calls are answered with `bodies.reply`.
+    /// With `confirms`, replies are mandatory and publisher-confirmed (as
+    /// om's are).
     pub async fn start(
         url: &str,
         topic: &str,
         hits: Arc<AtomicU64>,
         confirms: bool,
+        bodies: &Bodies,
     ) -> Result<RawServer> {
+        let bodies = bodies.clone();
         let conn = connect(url).await?;
         let ch = conn.create_channel().await?;
         declare_queue(&ch, topic, topic).await?;
@@ -158,6 +215,7 @@ impl RawServer {
             while let Some(Ok(d)) = consumer.next().await {
                 let reply_ch = reply_ch.clone();
                 let hits = hits.clone();
+                let bodies = bodies.clone();
                 tokio::spawn(async move {
                     if d.acker.ack(BasicAckOptions::default()).await.is_err() {
                         return;
@@ -170,9 +228,10 @@ impl RawServer {
                     let corr = d.properties.correlation_id().clone();
                     match (reply_to, corr) {
                         (Some(reply_to), Some(corr)) => {
-                            let props = properties().with_correlation_id(corr);
+                            let props = bodies.properties(false).with_correlation_id(corr);
                             let _ =
-                                confirmed(&reply_ch, "", &reply_to, confirms, &d.data, props).await;
+                                confirmed(&reply_ch, "", &reply_to, confirms, &bodies.reply, props)
+                                    .await;
                         }
                         _ => {
                             hits.fetch_add(1, Ordering::AcqRel);
@@ -197,11 +256,17 @@ pub struct RawClient {
     reply_queue: String,
     waiters: Waiters,
     confirms: bool,
+    bodies: Bodies,
 }
 
 impl RawClient {
     /// Connects and starts consuming the reply queue.
-    pub async fn connect(url: &str, topic: &str, confirms: bool) -> Result<RawClient> {
+    pub async fn connect(
+        url: &str,
+        topic: &str,
+        confirms: bool,
+        bodies: &Bodies,
+    ) -> Result<RawClient> {
         let conn = connect(url).await?;
         let channel = conn.create_channel().await?;
         if confirms {
@@ -256,6 +321,7 @@ impl RawClient {
             reply_queue,
             waiters,
             confirms,
+            bodies: bodies.clone(),
         })
     }
 
@@ -267,7 +333,9 @@ impl RawClient {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.clone(), tx);
-        let props = properties()
+        let props = self
+            .bodies
+            .properties(true)
             .with_reply_to(self.reply_queue.as_str().into())
             .with_correlation_id(id.as_str().into());
         let sent = if self.confirms {
@@ -309,7 +377,7 @@ impl RawClient {
             &self.topic,
             false,
             body,
-            properties(),
+            self.bodies.properties(false),
         )
         .await
     }
@@ -332,11 +400,13 @@ pub async fn delete_queues(url: &str, queues: &[String]) {
 }
 
 /// RPC calls with `concurrency` callers.
-pub async fn rpc(spec: &RunSpec, confirms: bool) -> Result<BenchResult> {
+pub async fn rpc(spec: &RunSpec, confirms: bool, messages: Messages) -> Result<BenchResult> {
     let topic = format!("{}_rpc", spec.prefix);
-    let server = RawServer::start(&spec.url, &topic, Arc::new(AtomicU64::new(0)), confirms).await?;
-    let client = RawClient::connect(&spec.url, &topic, confirms).await?;
-    let body = Arc::new(body(spec.payload_bytes));
+    let bodies = Bodies::new(messages, "rpc", spec.payload_bytes);
+    let hits = Arc::new(AtomicU64::new(0));
+    let server = RawServer::start(&spec.url, &topic, hits, confirms, &bodies).await?;
+    let client = RawClient::connect(&spec.url, &topic, confirms, &bodies).await?;
+    let (body, reply_len) = (bodies.request.clone(), bodies.reply.len());
     client.call(&body).await.context("first call")?;
     let timeline = spec.window.start();
     let c = client.clone();
@@ -344,12 +414,17 @@ pub async fn rpc(spec: &RunSpec, confirms: bool) -> Result<BenchResult> {
         let (client, body) = (c.clone(), body.clone());
         async move {
             let back = client.call(&body).await?;
-            anyhow::ensure!(back.len() == body.len(), "reply of {} bytes", back.len());
+            anyhow::ensure!(back.len() == reply_len, "reply of {} bytes", back.len());
             Ok(())
         }
     })
     .await;
-    let scenario = if confirms { "rpc" } else { "rpc-noconfirm" };
+    let scenario = match (confirms, messages) {
+        (true, Messages::Oslo) => "rpc",
+        (false, Messages::Oslo) => "rpc-noconfirm",
+        (true, Messages::Minimal) => "rpc-minimal",
+        (false, Messages::Minimal) => "rpc-minimal-noconfirm",
+    };
     let result = harness::finish_calls(spec.result("rabbit", "raw", scenario), outcome);
     drop(server);
     delete_queues(&spec.url, &[topic]).await;
@@ -360,9 +435,10 @@ pub async fn rpc(spec: &RunSpec, confirms: bool) -> Result<BenchResult> {
 pub async fn cast(spec: &RunSpec) -> Result<BenchResult> {
     let topic = format!("{}_cast", spec.prefix);
     let hits = Arc::new(AtomicU64::new(0));
-    let server = RawServer::start(&spec.url, &topic, hits.clone(), true).await?;
-    let client = RawClient::connect(&spec.url, &topic, true).await?;
-    let body = Arc::new(body(spec.payload_bytes));
+    let bodies = Bodies::new(Messages::Oslo, "cast", spec.payload_bytes);
+    let server = RawServer::start(&spec.url, &topic, hits.clone(), true, &bodies).await?;
+    let client = RawClient::connect(&spec.url, &topic, true, &bodies).await?;
+    let body = bodies.request.clone();
     client.cast(&body).await.context("first cast")?;
     anyhow::ensure!(
         harness::wait_for_count(&hits, 1, Duration::from_secs(10)).await,
@@ -413,9 +489,11 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
     pub_ch
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    let body = Arc::new(body(spec.payload_bytes));
+    let bodies = Bodies::new(Messages::Oslo, "notify", spec.payload_bytes);
+    let body = bodies.request.clone();
+    let props = bodies.properties(false);
     let key = Arc::new(queue.clone());
-    confirmed(&pub_ch, EXCHANGE, &key, false, &body, properties()).await?;
+    confirmed(&pub_ch, EXCHANGE, &key, false, &body, props.clone()).await?;
     anyhow::ensure!(
         harness::wait_for_count(&arrivals, 1, Duration::from_secs(10)).await,
         "the first notification never arrived"
@@ -423,8 +501,8 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
     let timeline = spec.window.start();
     let (arrived, outcome) =
         harness::senders_with_arrivals(spec.concurrency, timeline, arrivals, move |_, _| {
-            let (ch, body, key) = (pub_ch.clone(), body.clone(), key.clone());
-            async move { confirmed(&ch, EXCHANGE, &key, false, &body, properties()).await }
+            let (ch, body, key, props) = (pub_ch.clone(), body.clone(), key.clone(), props.clone());
+            async move { confirmed(&ch, EXCHANGE, &key, false, &body, props).await }
         })
         .await;
     let result = harness::finish_arrivals(spec.result("rabbit", "raw", "notify"), arrived, outcome);
