@@ -11,10 +11,60 @@ use fe2o3_amqp::types::primitives::Value as AmqpPrimitive;
 use om_driver_api::om_core::envelope::{self, Format};
 use om_driver_api::om_core::{Error, JsonObject, RemoteError, Result, Value};
 use om_driver_api::ReplyEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// A message as sent and received by the driver.
 pub type AmqpMessage = Message<Body<AmqpPrimitive>>;
+
+/// The body of a request or notification as written: serialized from
+/// borrowed parts, in the key order the Python driver writes.
+#[derive(Serialize)]
+struct OutBody<'a> {
+    request: OutRequest<'a>,
+    context: &'a JsonObject,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    call_monitor_timeout: Option<Value>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OutRequest<'a> {
+    /// The message itself (RPC requests, 1.0 notifications).
+    Bare(&'a JsonObject),
+    /// The 2.0 envelope (notifications).
+    Envelope {
+        #[serde(rename = "oslo.version")]
+        version: &'static str,
+        #[serde(rename = "oslo.message")]
+        message: String,
+    },
+}
+
+/// A reply body: `{"response": …}` or `{"failure": "…"}`.
+#[derive(Serialize)]
+struct OutReply<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<&'a str>,
+}
+
+/// A received request or notification body, borrowed: `request` stays
+/// unparsed until its shape is known. Bodies that do not parse this way
+/// (not an object, invalid JSON) go through [`body_object`] for a precise
+/// error.
+#[derive(Deserialize)]
+struct InBody<'a> {
+    #[serde(borrow, default)]
+    request: Option<&'a RawValue>,
+    #[serde(default)]
+    context: Option<Value>,
+    #[serde(default)]
+    call_monitor_timeout: Option<Value>,
+}
 
 /// The header section: empty unless a ttl is given.
 fn header(ttl: Option<Duration>) -> Header {
@@ -66,16 +116,11 @@ pub fn request(
     call_monitor_timeout: Option<f64>,
     call: Option<CallInfo<'_>>,
 ) -> Result<AmqpMessage> {
-    let mut body = JsonObject::with_capacity(3);
-    body.insert("request".into(), Value::Object(request.clone()));
-    body.insert("context".into(), Value::Object(ctxt.clone()));
-    if call_monitor_timeout.is_some() {
-        body.insert(
-            "call_monitor_timeout".into(),
-            timeout_json(call_monitor_timeout),
-        );
-    }
-    let json = envelope::to_python_json_string(&body)?;
+    let json = envelope::to_python_json_string(&OutBody {
+        request: OutRequest::Bare(request),
+        context: ctxt,
+        call_monitor_timeout: call_monitor_timeout.map(|t| timeout_json(Some(t))),
+    })?;
     let mut props = Properties {
         to: Some(to.to_owned()),
         ..Properties::default()
@@ -120,21 +165,22 @@ pub fn reply(
     correlation_id: &str,
     reply: &std::result::Result<Value, RemoteError>,
 ) -> Result<AmqpMessage> {
-    let mut body = JsonObject::with_capacity(1);
-    match reply {
-        Ok(v) => body.insert("response".into(), v.clone()),
-        Err(e) => body.insert("failure".into(), Value::String(failure_to_json(e))),
+    let json = match reply {
+        Ok(v) => envelope::to_python_json_string(&OutReply {
+            response: Some(v),
+            failure: None,
+        })?,
+        Err(e) => envelope::to_python_json_string(&OutReply {
+            response: None,
+            failure: Some(&failure_to_json(e)),
+        })?,
     };
     let props = Properties {
         to: Some(to.to_owned()),
         correlation_id: Some(MessageId::String(correlation_id.to_owned())),
         ..Properties::default()
     };
-    Ok(message(
-        header(None),
-        props,
-        string_body(envelope::to_python_json_string(&body)?),
-    ))
+    Ok(message(header(None), props, string_body(json)))
 }
 
 /// A heartbeat: no body; `to`, `correlation-id`, header `ttl` = the
@@ -157,43 +203,40 @@ pub fn notification(
     ctxt: &JsonObject,
 ) -> Result<AmqpMessage> {
     let request = match format {
-        Format::V1 => Value::Object(msg.clone()),
-        Format::V2 => {
-            let mut env = JsonObject::with_capacity(2);
-            env.insert(
-                envelope::VERSION_KEY.into(),
-                Value::String(envelope::ENVELOPE_VERSION.into()),
-            );
-            env.insert(
-                envelope::MESSAGE_KEY.into(),
-                Value::String(envelope::to_python_json_string(msg)?),
-            );
-            Value::Object(env)
-        }
+        Format::V1 => OutRequest::Bare(msg),
+        Format::V2 => OutRequest::Envelope {
+            version: envelope::ENVELOPE_VERSION,
+            message: envelope::to_python_json_string(msg)?,
+        },
     };
-    let mut body = JsonObject::with_capacity(2);
-    body.insert("request".into(), request);
-    body.insert("context".into(), Value::Object(ctxt.clone()));
+    let json = envelope::to_python_json_string(&OutBody {
+        request,
+        context: ctxt,
+        call_monitor_timeout: None,
+    })?;
     let props = Properties {
         to: Some(to.to_owned()),
         ..Properties::default()
     };
-    Ok(message(
-        header(None),
-        props,
-        string_body(envelope::to_python_json_string(&body)?),
-    ))
+    Ok(message(header(None), props, string_body(json)))
 }
 
 /// The JSON text of a body, or `None` when the message has no body (no
 /// section, a null value, or empty data sections: RabbitMQ turns body-less
 /// messages into one empty data section).
 pub fn body_text(body: &Body<AmqpPrimitive>) -> Result<Option<String>> {
+    body_str(body).map(|t| t.map(Cow::into_owned))
+}
+
+/// Like [`body_text`], borrowing the usual amqp-value string.
+fn body_str(body: &Body<AmqpPrimitive>) -> Result<Option<Cow<'_, str>>> {
     match body {
         Body::Empty => Ok(None),
-        Body::Value(AmqpValue(AmqpPrimitive::String(s))) => Ok(Some(s.clone())),
+        Body::Value(AmqpValue(AmqpPrimitive::String(s))) => Ok(Some(Cow::Borrowed(s))),
         Body::Value(AmqpValue(AmqpPrimitive::Null)) => Ok(None),
-        Body::Value(AmqpValue(AmqpPrimitive::Binary(b))) => utf8(b.to_vec()).map(Some),
+        Body::Value(AmqpValue(AmqpPrimitive::Binary(b))) => {
+            utf8(b.to_vec()).map(|t| Some(Cow::Owned(t)))
+        }
         Body::Value(AmqpValue(other)) => Err(Error::MalformedMessage(format!(
             "the amqp-value body must be a string holding JSON, got {}",
             primitive_kind(other)
@@ -206,7 +249,7 @@ pub fn body_text(body: &Body<AmqpPrimitive>) -> Result<Option<String>> {
             if bytes.is_empty() {
                 Ok(None)
             } else {
-                utf8(bytes).map(Some)
+                utf8(bytes).map(|t| Some(Cow::Owned(t)))
             }
         }
         Body::Sequence(_) => Err(Error::MalformedMessage(
@@ -231,9 +274,13 @@ fn primitive_kind(v: &AmqpPrimitive) -> &'static str {
 }
 
 fn body_object(body: &Body<AmqpPrimitive>, what: &str) -> Result<JsonObject> {
-    let text = body_text(body)?
-        .ok_or_else(|| Error::MalformedMessage(format!("{what} without a body")))?;
-    match serde_json::from_str::<Value>(&text) {
+    let text =
+        body_str(body)?.ok_or_else(|| Error::MalformedMessage(format!("{what} without a body")))?;
+    body_object_from(&text, what)
+}
+
+fn body_object_from(text: &str, what: &str) -> Result<JsonObject> {
+    match serde_json::from_str::<Value>(text) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(other) => Err(Error::MalformedMessage(format!(
             "{what} body must be a JSON object, got {}",
@@ -261,17 +308,36 @@ pub struct DecodedRequest {
 
 /// Decodes an RPC request body.
 pub fn decode_request(body: &Body<AmqpPrimitive>) -> Result<DecodedRequest> {
-    let mut m = body_object(body, "RPC request")?;
-    let request = match m.shift_remove("request") {
-        Some(Value::Object(r)) => r,
-        Some(other) => envelope::decode_value(other)?,
+    let text = body_str(body)?
+        .ok_or_else(|| Error::MalformedMessage("RPC request without a body".into()))?;
+    let normalized;
+    let wire = match serde_json::from_str::<InBody<'_>>(&text) {
+        Ok(w) => w,
+        Err(_) => {
+            // Not an object, not JSON, or an odd object (duplicate keys):
+            // the general parser names the problem or normalizes it.
+            normalized = serde_json::to_string(&body_object_from(&text, "RPC request")?)
+                .map_err(|e| Error::MalformedMessage(format!("RPC request body: {e}")))?;
+            serde_json::from_str::<InBody<'_>>(&normalized)
+                .map_err(|e| Error::MalformedMessage(format!("RPC request body: {e}")))?
+        }
+    };
+    let request = match wire.request {
+        Some(raw) => match serde_json::from_str::<JsonObject>(raw.get()) {
+            Ok(r) => r,
+            Err(_) => {
+                envelope::decode_value(serde_json::from_str::<Value>(raw.get()).map_err(|e| {
+                    Error::MalformedMessage(format!("RPC request is not valid JSON: {e}"))
+                })?)?
+            }
+        },
         None => {
             return Err(Error::MalformedMessage(
                 "RPC request body has no \"request\"".into(),
             ))
         }
     };
-    let context = match m.shift_remove("context") {
+    let context = match wire.context {
         Some(Value::Object(c)) => c,
         Some(Value::Null) | None => JsonObject::new(),
         Some(other) => {
@@ -281,9 +347,7 @@ pub fn decode_request(body: &Body<AmqpPrimitive>) -> Result<DecodedRequest> {
             )))
         }
     };
-    let raw = m
-        .shift_remove("call_monitor_timeout")
-        .unwrap_or(Value::Null);
+    let raw = wire.call_monitor_timeout.unwrap_or(Value::Null);
     let call_monitor_timeout = raw.as_f64();
     let call_monitor_timeout_raw = if call_monitor_timeout.is_some() {
         raw
@@ -320,16 +384,30 @@ pub fn decode_reply(body: &Body<AmqpPrimitive>) -> Result<ReplyEvent> {
 /// Decodes a notification body into `(context, message)`; `request` may
 /// hold the 2.0 envelope or the bare message.
 pub fn decode_notification(body: &Body<AmqpPrimitive>) -> Result<(JsonObject, JsonObject)> {
-    let mut m = body_object(body, "notification")?;
-    let msg = match m.shift_remove("request") {
-        Some(v) => envelope::decode_value(v)?,
+    let text = body_str(body)?
+        .ok_or_else(|| Error::MalformedMessage("notification without a body".into()))?;
+    let normalized;
+    let wire = match serde_json::from_str::<InBody<'_>>(&text) {
+        Ok(w) => w,
+        Err(_) => {
+            // Not an object, not JSON, or an odd object (duplicate keys):
+            // the general parser names the problem or normalizes it.
+            normalized = serde_json::to_string(&body_object_from(&text, "notification")?)
+                .map_err(|e| Error::MalformedMessage(format!("notification body: {e}")))?;
+            serde_json::from_str::<InBody<'_>>(&normalized)
+                .map_err(|e| Error::MalformedMessage(format!("notification body: {e}")))?
+        }
+    };
+    let msg = match wire.request {
+        // The envelope's own decoder: borrowed fast path for 2.0, bare 1.0.
+        Some(raw) => envelope::decode(raw.get().as_bytes())?,
         None => {
             return Err(Error::MalformedMessage(
                 "notification body has no \"request\"".into(),
             ))
         }
     };
-    let ctxt = match m.shift_remove("context") {
+    let ctxt = match wire.context {
         Some(Value::Object(c)) => c,
         _ => JsonObject::new(),
     };
@@ -486,6 +564,8 @@ mod tests {
             string_body("not json".into()),
             string_body("[1]".into()),
             string_body(r#"{"context": {}}"#.into()),
+            string_body(r#"{"request": "x", "context": {}}"#.into()),
+            string_body(r#"{"request": {"method": "m"}, "context": 3}"#.into()),
             Body::Value(AmqpValue(AmqpPrimitive::Int(3))),
             no_body(),
         ];
@@ -495,6 +575,23 @@ mod tests {
                 "MessagingException"
             );
         }
+        for b in [
+            string_body("[1]".into()),
+            string_body(r#"{"request": 1}"#.into()),
+        ] {
+            assert_eq!(
+                decode_notification(&b).unwrap_err().oslo_name(),
+                "MessagingException"
+            );
+        }
+        // A repeated key takes its last value, as Python's json does.
+        let twice = string_body(
+            r#"{"request": {"method": "a"}, "context": {}, "request": {"method": "b"}}"#.into(),
+        );
+        assert_eq!(
+            decode_request(&twice).unwrap().request,
+            obj(json!({"method": "b"}))
+        );
         // Data sections with JSON text are accepted on receipt.
         let data: Body<AmqpPrimitive> =
             Body::Data(vec![Data(br#"{"response": 1}"#.to_vec().into())].into());
