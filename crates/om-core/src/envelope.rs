@@ -258,6 +258,36 @@ pub fn encode(message: &JsonObject, format: Format) -> Result<Vec<u8>> {
     }
 }
 
+/// Like [`encode`] for any serializable message (a struct with the
+/// message's keys in order), without building a [`JsonObject`] first.
+pub fn encode_as<T: Serialize + ?Sized>(message: &T, format: Format) -> Result<Vec<u8>> {
+    let inner = to_python_json(message)?;
+    Ok(match format {
+        Format::V1 => inner,
+        Format::V2 => envelope_bytes(&inner),
+    })
+}
+
+/// Decodes a body of either format into `T` (a struct naming the keys it
+/// needs). Bodies that [`decode`] accepts and that fit `T` decode the same
+/// way through both; a body that does not fit `T` (a missing or mistyped
+/// key) is an error, so that callers can fall back to
+/// [`decode`] and look at the message themselves.
+pub fn decode_as<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    if let Ok(env) = serde_json::from_slice::<EnvelopeRef<'_>>(body) {
+        if env.version == ENVELOPE_VERSION
+            || crate::version::is_compatible(Some(ENVELOPE_VERSION), Some(&env.version))
+        {
+            if let Ok(inner) = serde_json::from_str::<T>(&env.message) {
+                return Ok(inner);
+            }
+        }
+    }
+    let obj = decode(body)?;
+    serde_json::from_value(Value::Object(obj))
+        .map_err(|e| Error::MalformedMessage(format!("unexpected message layout: {e}")))
+}
+
 /// `{"oslo.version": "2.0", "oslo.message": "<inner>"}`, written directly:
 /// `inner` is Python-style JSON, hence printable ASCII only, so the only
 /// characters to escape in the string are `"` and `\`. The same bytes

@@ -8,6 +8,8 @@ use lapin::BasicProperties;
 use om_driver_api::om_core::envelope::{self, Format};
 use om_driver_api::om_core::{Error, JsonObject, RemoteError, Result, Value};
 use om_driver_api::ReplyEvent;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -66,7 +68,10 @@ pub(crate) fn encode_body(
     format: Format,
     compression: Option<Compression>,
 ) -> Result<Vec<u8>> {
-    let body = envelope::encode(message, format)?;
+    compress(envelope::encode(message, format)?, compression)
+}
+
+fn compress(body: Vec<u8>, compression: Option<Compression>) -> Result<Vec<u8>> {
     match compression {
         None => Ok(body),
         Some(Compression::Gzip) => {
@@ -84,6 +89,11 @@ pub(crate) fn encode_body(
 /// Decodes a delivery body: decompresses per the `compression` header, then
 /// JSON and envelope (`wire-rabbit.md` §4.3).
 pub(crate) fn decode_body(properties: &BasicProperties, data: &[u8]) -> Result<JsonObject> {
+    envelope::decode(&decompressed(properties, data)?)
+}
+
+/// The body bytes after undoing the `compression` header's codec.
+fn decompressed<'a>(properties: &BasicProperties, data: &'a [u8]) -> Result<Cow<'a, [u8]>> {
     let codec = properties
         .headers()
         .as_ref()
@@ -94,13 +104,13 @@ pub(crate) fn decode_body(properties: &BasicProperties, data: &[u8]) -> Result<J
             other => format!("{other:?}"),
         });
     match codec.as_deref() {
-        None => envelope::decode(data),
+        None => Ok(Cow::Borrowed(data)),
         Some("application/x-gzip") | Some("application/zlib") => {
             let mut out = Vec::with_capacity(data.len() * 3);
             ZlibDecoder::new(data).read_to_end(&mut out).map_err(|e| {
                 Error::MalformedMessage(format!("body is not a valid zlib stream: {e}"))
             })?;
-            envelope::decode(&out)
+            Ok(Cow::Owned(out))
         }
         Some(other) => Err(Error::MalformedMessage(format!(
             "unsupported body compression {other:?}"
@@ -122,26 +132,72 @@ pub(crate) fn failure_from_json(s: &str) -> RemoteError {
         .unwrap_or_else(|_| RemoteError::new("RemoteError", "oslo_messaging.exceptions", s))
 }
 
-/// The body of a reply or heartbeat (§7), key order as Python's.
-pub(crate) fn reply_message(
+/// A reply or heartbeat body as written: `result`, `failure`, `ending`,
+/// `_msg_id`, `_unique_id`, in Python's order.
+#[derive(Serialize)]
+struct ReplyOut<'a> {
+    result: &'a Value,
+    failure: Option<String>,
+    ending: bool,
+    #[serde(rename = "_msg_id")]
+    msg_id: &'a str,
+    #[serde(rename = "_unique_id")]
+    unique_id: String,
+}
+
+/// Encodes the reply (`Some`) or heartbeat (`None`) to the call `msg_id`
+/// as a 2.0 envelope, compressed if asked (§7).
+pub(crate) fn encode_reply(
     msg_id: &str,
     reply: Option<&std::result::Result<Value, RemoteError>>,
-) -> Result<JsonObject> {
-    let mut msg = JsonObject::with_capacity(5);
+    compression: Option<Compression>,
+) -> Result<Vec<u8>> {
+    const NULL: &Value = &Value::Null;
     let (result, failure, ending) = match reply {
-        None => (Value::Null, Value::Null, false),
-        Some(Ok(v)) => (v.clone(), Value::Null, true),
-        Some(Err(e)) => (Value::Null, Value::String(failure_to_json(e)?), true),
+        None => (NULL, None, false),
+        Some(Ok(v)) => (v, None, true),
+        Some(Err(e)) => (NULL, Some(failure_to_json(e)?), true),
     };
-    msg.insert("result".into(), result);
-    msg.insert("failure".into(), failure);
-    msg.insert("ending".into(), Value::Bool(ending));
-    msg.insert(MSG_ID.into(), Value::String(msg_id.to_owned()));
-    msg.insert(
-        UNIQUE_ID.into(),
-        Value::String(om_driver_api::om_core::uuid_hex()),
-    );
-    Ok(msg)
+    let out = ReplyOut {
+        result,
+        failure,
+        ending,
+        msg_id,
+        unique_id: om_driver_api::om_core::uuid_hex(),
+    };
+    compress(envelope::encode_as(&out, Format::V2)?, compression)
+}
+
+/// A received reply as the caller needs it; other keys are ignored.
+#[derive(Deserialize)]
+struct ReplyIn {
+    #[serde(rename = "_msg_id")]
+    msg_id: String,
+    #[serde(default)]
+    result: Value,
+    #[serde(default)]
+    failure: Value,
+    #[serde(default)]
+    ending: Value,
+}
+
+/// Decodes a reply delivery into `(msg_id, part)`; `Ok(None)` when it has
+/// no `_msg_id`. Replies as oslo writes them decode straight into
+/// [`ReplyIn`]; anything else goes through the general decoder.
+pub(crate) fn decode_reply(
+    properties: &BasicProperties,
+    data: &[u8],
+) -> Result<Option<(String, ReplyPart)>> {
+    let body = decompressed(properties, data)?;
+    if let Ok(r) = envelope::decode_as::<ReplyIn>(&body) {
+        let ending = r.ending.as_bool().unwrap_or(false);
+        return Ok(Some((r.msg_id, classify(ending, &r.failure, r.result))));
+    }
+    let mut msg = envelope::decode(&body)?;
+    let Some(msg_id) = take_string(&mut msg, MSG_ID) else {
+        return Ok(None);
+    };
+    Ok(Some((msg_id, reply_part(&mut msg))))
 }
 
 /// What one reply message means to the waiting call (oslo's
@@ -161,13 +217,17 @@ pub(crate) enum ReplyPart {
 /// Classifies a decoded reply (with `_msg_id` and `_unique_id` removed).
 pub(crate) fn reply_part(msg: &mut JsonObject) -> ReplyPart {
     let ending = msg.get("ending").and_then(Value::as_bool).unwrap_or(false);
-    let failure = match msg.get("failure") {
-        Some(Value::String(f)) if !f.is_empty() => Some(failure_from_json(f)),
-        Some(Value::Null) | None => None,
-        Some(Value::String(_)) => None,
-        Some(other) => Some(failure_from_json(&other.to_string())),
-    };
+    let failure = msg.shift_remove("failure").unwrap_or(Value::Null);
     let result = msg.shift_remove("result").unwrap_or(Value::Null);
+    classify(ending, &failure, result)
+}
+
+fn classify(ending: bool, failure: &Value, result: Value) -> ReplyPart {
+    let failure = match failure {
+        Value::String(f) if !f.is_empty() => Some(failure_from_json(f)),
+        Value::Null | Value::String(_) => None,
+        other => Some(failure_from_json(&other.to_string())),
+    };
     let value = match failure {
         Some(f) => Some(Err(f)),
         None if !result.is_null() => Some(Ok(result)),
@@ -255,23 +315,30 @@ mod tests {
 
     #[test]
     fn reply_bodies_and_parts() {
-        let m = reply_message("abc", Some(&Ok(json!({"hello": "world"})))).unwrap();
+        let decode = |body: &[u8]| decode_body(&properties(None, None), body).unwrap();
+        let m = decode(&encode_reply("abc", Some(&Ok(json!({"hello": "world"}))), None).unwrap());
         let keys: Vec<&str> = m.keys().map(String::as_str).collect();
         assert_eq!(
             keys,
             ["result", "failure", "ending", "_msg_id", "_unique_id"]
         );
-        let hb = reply_message("abc", None).unwrap();
+        assert_eq!(m["result"], json!({"hello": "world"}));
+        assert_eq!(m["failure"], Value::Null);
+        assert_eq!(m["ending"], json!(true));
+        assert_eq!(m["_msg_id"], json!("abc"));
+        assert_eq!(m["_unique_id"].as_str().map(str::len), Some(32));
+        let hb = decode(&encode_reply("abc", None, None).unwrap());
         assert_eq!(hb["ending"], json!(false));
         assert_eq!(hb["result"], Value::Null);
         let mut e = RemoteError::new("ValueError", "builtins", "bad value");
         e.traceback = vec!["Traceback\n".into()];
-        let f = reply_message("abc", Some(&Err(e.clone()))).unwrap();
+        let f = decode(&encode_reply("abc", Some(&Err(e.clone())), None).unwrap());
         let s = f["failure"].as_str().unwrap();
         assert!(s.starts_with(
             r#"{"class": "ValueError", "module": "builtins", "message": "bad value", "tb": ["#
         ));
         assert_eq!(failure_from_json(s), e);
+        assert_eq!(f["result"], Value::Null);
 
         let mut partial = None;
         let mut hb = obj(json!({"result": null, "failure": null, "ending": false}));
@@ -296,6 +363,51 @@ mod tests {
             fold_reply(reply_part(&mut fail), &mut partial),
             Some(ReplyEvent::Final(Err(e)))
         );
+    }
+
+    #[test]
+    fn replies_decode_typed_and_general_alike() {
+        let plain = properties(None, None);
+        let e = RemoteError::new("ValueError", "builtins", "bad value");
+        for (reply, want) in [
+            (
+                Some(Ok(json!([1, "x"]))),
+                ReplyPart::End(Some(Ok(json!([1, "x"])))),
+            ),
+            (Some(Ok(Value::Null)), ReplyPart::End(None)),
+            (Some(Err(e.clone())), ReplyPart::End(Some(Err(e.clone())))),
+            (None, ReplyPart::Heartbeat),
+        ] {
+            for compression in [None, Some(Compression::Gzip)] {
+                let body = encode_reply("id1", reply.as_ref(), compression).unwrap();
+                let props = properties(None, compression);
+                let (id, part) = decode_reply(&props, &body).unwrap().unwrap();
+                assert_eq!((id.as_str(), &part), ("id1", &want));
+                // The general path agrees.
+                let mut m = decode_body(&props, &body).unwrap();
+                assert_eq!(take_string(&mut m, MSG_ID).as_deref(), Some("id1"));
+                assert_eq!(reply_part(&mut m), want);
+            }
+        }
+        // Odd replies take the general path: a 1.0 body, a duplicate key,
+        // a failure that is not a string, no _msg_id.
+        let bare = br#"{"result": 5, "ending": true, "_msg_id": "a"}"#;
+        assert_eq!(
+            decode_reply(&plain, bare).unwrap(),
+            Some(("a".into(), ReplyPart::End(Some(Ok(json!(5))))))
+        );
+        let twice = br#"{"result": 1, "result": 2, "ending": true, "_msg_id": "a"}"#;
+        assert_eq!(
+            decode_reply(&plain, twice).unwrap(),
+            Some(("a".into(), ReplyPart::End(Some(Ok(json!(2))))))
+        );
+        let odd = br#"{"failure": {"class": "X"}, "ending": true, "_msg_id": "a"}"#;
+        assert!(matches!(
+            decode_reply(&plain, odd).unwrap(),
+            Some((_, ReplyPart::End(Some(Err(_)))))
+        ));
+        assert_eq!(decode_reply(&plain, br#"{"result": 1}"#).unwrap(), None);
+        assert!(decode_reply(&plain, b"[1]").is_err());
     }
 
     #[test]

@@ -186,19 +186,17 @@ struct ReplyTable {
 
 impl ReplyTable {
     fn dispatch(&self, d: &Delivery) {
-        let mut msg = match codec::decode_body(&d.properties, &d.data) {
-            Ok(m) => m,
+        let (msg_id, part) = match codec::decode_reply(&d.properties, &d.data) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                tracing::warn!(queue = %self.queue, "reply without _msg_id dropped");
+                return;
+            }
             Err(e) => {
                 tracing::warn!(queue = %self.queue, error = %e, "undecodable reply dropped");
                 return;
             }
         };
-        let Some(msg_id) = take_string(&mut msg, MSG_ID) else {
-            tracing::warn!(queue = %self.queue, "reply without _msg_id dropped");
-            return;
-        };
-        msg.shift_remove(UNIQUE_ID);
-        let part = codec::reply_part(&mut msg);
         let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         match waiters.get_mut(&msg_id) {
             Some(w) => {
@@ -679,8 +677,7 @@ impl RabbitHandle {
         msg_id: &str,
         reply: Option<&std::result::Result<Value, RemoteError>>,
     ) -> Result<()> {
-        let msg = codec::reply_message(msg_id, reply)?;
-        let body = codec::encode_body(&msg, Format::V2, self.shared.compression)?;
+        let body = codec::encode_reply(msg_id, reply, self.shared.compression)?;
         short_string("reply queue", reply_q)?;
         let out = Outgoing {
             exchange: "",
