@@ -50,10 +50,54 @@ pub enum Format {
 }
 
 /// A serde_json formatter that writes like Python's `json.dumps` defaults.
+///
+/// With `nested`, it writes the same JSON already escaped as the content of
+/// a JSON string: the form the message takes inside the 2.0 envelope. Only
+/// `"` and `\` need that second escape (Python-style output is printable
+/// ASCII), and the formatter emits both itself (string delimiters and
+/// escapes), so escaping them as they are written gives the envelope in one
+/// pass, without encoding the message first and escaping it after.
 #[derive(Debug, Default, Clone, Copy)]
-struct PythonFormatter;
+struct PythonFormatter {
+    nested: bool,
+}
+
+impl PythonFormatter {
+    /// Writes `bytes`, which may contain `"` or `\`, escaping those when
+    /// nested. Only escapes and raw fragments go through here; they are short.
+    fn write_special<W: ?Sized + io::Write>(&self, writer: &mut W, bytes: &[u8]) -> io::Result<()> {
+        if !self.nested {
+            return writer.write_all(bytes);
+        }
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            if b == b'"' || b == b'\\' {
+                writer.write_all(&bytes[start..i])?;
+                writer.write_all(b"\\")?;
+                start = i;
+            }
+        }
+        writer.write_all(&bytes[start..])
+    }
+}
 
 impl serde_json::ser::Formatter for PythonFormatter {
+    fn begin_string<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        writer.write_all(if self.nested { b"\\\"" } else { b"\"" })
+    }
+
+    fn end_string<W: ?Sized + io::Write>(&mut self, writer: &mut W) -> io::Result<()> {
+        self.begin_string(writer)
+    }
+
+    fn write_raw_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        self.write_special(writer, fragment.as_bytes())
+    }
+
     fn begin_array_value<W: ?Sized + io::Write>(
         &mut self,
         writer: &mut W,
@@ -125,7 +169,7 @@ impl serde_json::ser::Formatter for PythonFormatter {
             writer.write_all(&rest.as_bytes()[start..i])?;
             let mut buf = [0u16; 2];
             for unit in c.encode_utf16(&mut buf) {
-                write_u_escape(writer, *unit)?;
+                self.write_special(writer, &u_escape(*unit))?;
             }
             start = i + c.len_utf8();
         }
@@ -147,17 +191,17 @@ impl serde_json::ser::Formatter for PythonFormatter {
             LineFeed => b"\\n",
             CarriageReturn => b"\\r",
             Tab => b"\\t",
-            AsciiControl(byte) => return write_u_escape(writer, u16::from(byte)),
+            AsciiControl(byte) => return self.write_special(writer, &u_escape(u16::from(byte))),
         };
-        writer.write_all(s)
+        self.write_special(writer, s)
     }
 }
 
-/// Writes `\uXXXX` with lower-case hex digits, as Python does.
-fn write_u_escape<W: ?Sized + io::Write>(writer: &mut W, unit: u16) -> io::Result<()> {
+/// `\uXXXX` with lower-case hex digits, as Python writes it.
+fn u_escape(unit: u16) -> [u8; 6] {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let nibble = |shift: u16| HEX[usize::from((unit >> shift) & 0xf)];
-    writer.write_all(&[b'\\', b'u', nibble(12), nibble(8), nibble(4), nibble(0)])
+    [b'\\', b'u', nibble(12), nibble(8), nibble(4), nibble(0)]
 }
 
 /// Python's `repr` uses the fewest digits that read back as the same float
@@ -236,8 +280,22 @@ fn write_python_float<W: ?Sized + io::Write>(
 /// would (for the JSON data model; key order is the map's order).
 pub fn to_python_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(256);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PythonFormatter::default());
     value.serialize(&mut ser)?;
+    Ok(out)
+}
+
+/// `{"oslo.version": "2.0", "oslo.message": "<value as JSON>"}`, the bytes
+/// `to_python_json` gives for the envelope object, written in one pass (this
+/// runs for every message sent).
+fn to_envelope<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    const HEAD: &[u8] = b"{\"oslo.version\": \"2.0\", \"oslo.message\": \"";
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(HEAD);
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, PythonFormatter { nested: true });
+    value.serialize(&mut ser)?;
+    out.extend_from_slice(b"\"}");
     Ok(out)
 }
 
@@ -251,21 +309,17 @@ pub fn to_python_json_string<T: Serialize + ?Sized>(value: &T) -> Result<String>
 pub fn encode(message: &JsonObject, format: Format) -> Result<Vec<u8>> {
     match format {
         Format::V1 => to_python_json(message),
-        Format::V2 => {
-            let inner = to_python_json(message)?;
-            Ok(envelope_bytes(&inner))
-        }
+        Format::V2 => to_envelope(message),
     }
 }
 
 /// Like [`encode`] for any serializable message (a struct with the
 /// message's keys in order), without building a [`JsonObject`] first.
 pub fn encode_as<T: Serialize + ?Sized>(message: &T, format: Format) -> Result<Vec<u8>> {
-    let inner = to_python_json(message)?;
-    Ok(match format {
-        Format::V1 => inner,
-        Format::V2 => envelope_bytes(&inner),
-    })
+    match format {
+        Format::V1 => to_python_json(message),
+        Format::V2 => to_envelope(message),
+    }
 }
 
 /// Decodes a body of either format into `T` (a struct naming the keys it
@@ -274,6 +328,11 @@ pub fn encode_as<T: Serialize + ?Sized>(message: &T, format: Format) -> Result<V
 /// key) is an error, so that callers can fall back to
 /// [`decode`] and look at the message themselves.
 pub fn decode_as<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    if let Some(inner) = unwrap_common_envelope(body) {
+        if let Ok(inner) = serde_json::from_slice::<T>(&inner) {
+            return Ok(inner);
+        }
+    }
     if let Ok(env) = serde_json::from_slice::<EnvelopeRef<'_>>(body) {
         if env.version == ENVELOPE_VERSION
             || crate::version::is_compatible(Some(ENVELOPE_VERSION), Some(&env.version))
@@ -288,34 +347,16 @@ pub fn decode_as<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
         .map_err(|e| Error::MalformedMessage(format!("unexpected message layout: {e}")))
 }
 
-/// `{"oslo.version": "2.0", "oslo.message": "<inner>"}`, written directly:
-/// `inner` is Python-style JSON, hence printable ASCII only, so the only
-/// characters to escape in the string are `"` and `\`. The same bytes
-/// `to_python_json` gives for the envelope object, without the generic
-/// per-character machinery (this runs for every message sent).
-fn envelope_bytes(inner: &[u8]) -> Vec<u8> {
-    const HEAD: &[u8] = b"{\"oslo.version\": \"2.0\", \"oslo.message\": \"";
-    let quotes = inner.iter().filter(|&&b| b == b'"' || b == b'\\').count();
-    let mut out = Vec::with_capacity(HEAD.len() + inner.len() + quotes + 2);
-    out.extend_from_slice(HEAD);
-    let mut start = 0;
-    for (i, &b) in inner.iter().enumerate() {
-        if b == b'"' || b == b'\\' {
-            out.extend_from_slice(&inner[start..i]);
-            out.push(b'\\');
-            start = i;
-        }
-    }
-    out.extend_from_slice(&inner[start..]);
-    out.extend_from_slice(b"\"}");
-    out
-}
-
 /// Decodes a body of either format (`wire-rabbit.md` §4.3):
 /// an object with both envelope keys is unwrapped after checking the version
 /// is compatible with 2.0; anything else must be a bare JSON object.
 pub fn decode(body: &[u8]) -> Result<JsonObject> {
-    // Fast path: exactly the two envelope keys, a string version, a string
+    if let Some(inner) = unwrap_common_envelope(body) {
+        if let Ok(inner) = serde_json::from_slice::<JsonObject>(&inner) {
+            return Ok(inner);
+        }
+    }
+    // Next fastest: exactly the two envelope keys, a string version, a string
     // message, an object inside. Anything else (bare 1.0 bodies, extra keys,
     // odd types, errors) takes the general path below, which gives the
     // precise error.
@@ -331,6 +372,38 @@ pub fn decode(body: &[u8]) -> Result<JsonObject> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Error::MalformedMessage(format!("body is not valid JSON: {e}")))?;
     decode_value(value)
+}
+
+/// The message of a 2.0 body laid out exactly as Python's `json.dumps` and
+/// om write it (the version key first, `2.0`, no extra keys or spaces),
+/// unescaped: such a message is Python-style JSON, printable ASCII, so its
+/// only escapes in the envelope are `\"` and `\\`, and one scan for those
+/// undoes them. `None` for any other layout or escape, which the JSON
+/// parser then handles (with its precise errors).
+fn unwrap_common_envelope(body: &[u8]) -> Option<Vec<u8>> {
+    const HEAD: &[u8] = b"{\"oslo.version\": \"2.0\", \"oslo.message\": \"";
+    let inner = body.strip_prefix(HEAD)?.strip_suffix(b"\"}")?;
+    let mut out = Vec::with_capacity(inner.len());
+    let mut start = 0;
+    for i in memchr::memchr2_iter(b'\\', b'"', inner) {
+        if i < start {
+            // The character escaped by the previous backslash.
+            continue;
+        }
+        if inner[i] == b'"' {
+            // An unescaped quote: not one string.
+            return None;
+        }
+        let escaped = *inner.get(i + 1)?;
+        if escaped != b'"' && escaped != b'\\' {
+            return None;
+        }
+        out.extend_from_slice(&inner[start..i]);
+        out.push(escaped);
+        start = i + 2;
+    }
+    out.extend_from_slice(&inner[start..]);
+    Some(out)
 }
 
 /// The 2.0 envelope as it normally arrives, borrowed where JSON allows.

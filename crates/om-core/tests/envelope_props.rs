@@ -124,6 +124,19 @@ proptest! {
     }
 
     #[test]
+    fn one_pass_envelope_equals_escaping_the_encoded_message(m in json_object()) {
+        // The 2.0 body is written in one pass; it must be byte for byte the
+        // envelope object encoded with the message as a JSON string.
+        let mut env = JsonObject::new();
+        env.insert(VERSION_KEY.into(), Value::from("2.0"));
+        env.insert(MESSAGE_KEY.into(), Value::String(envelope::to_python_json_string(&m).unwrap()));
+        prop_assert_eq!(
+            String::from_utf8(envelope::encode(&m, Format::V2).unwrap()).unwrap(),
+            envelope::to_python_json_string(&env).unwrap()
+        );
+    }
+
+    #[test]
     fn python_json_of_a_float_reads_back_exactly(f in any::<f64>().prop_filter("finite", |f| f.is_finite())) {
         let text = envelope::to_python_json_string(&f).unwrap();
         let back: f64 = text.parse().unwrap();
