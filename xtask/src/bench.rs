@@ -148,6 +148,7 @@ fn plan(opts: &Options) -> Vec<Job> {
             if c == 1 || c == 16 {
                 imps.push("raw-noconfirm");
                 imps.push("raw-minimal");
+                imps.push("raw-split");
             }
             jobs.push(Job {
                 backend: "rabbit",
@@ -522,7 +523,7 @@ pub fn run(args: &[&str]) -> Result<()> {
                     _ => {
                         let mut c = Command::new(&bin);
                         let real = match imp {
-                            "raw-noconfirm" | "raw-minimal" => "raw",
+                            "raw-noconfirm" | "raw-minimal" | "raw-split" => "raw",
                             other => other,
                         };
                         c.current_dir(&root).args([job.backend, real, job.scenario]);
@@ -531,6 +532,9 @@ pub fn run(args: &[&str]) -> Result<()> {
                         }
                         if imp == "raw-minimal" {
                             c.arg("--minimal-messages");
+                        }
+                        if imp == "raw-split" {
+                            c.arg("--split-connections");
                         }
                         common_args(&mut c, &opts, job, url_for(job.backend));
                         measure(&mut c, &label, limit, &logs)
@@ -1081,7 +1085,11 @@ them: prebuilt oslo-shaped bodies of the size of om's (a call, its reply, a cast
 call's `expiration`), so broker and sockets carry the same load and the ratio isolates om's own \
 work. The column *raw lapin, minimal messages* is raw lapin with bare `{{\"payload\": …}}` bodies and \
 only a content type and delivery mode (how earlier versions of this table measured raw lapin); \
-*without confirms* uses the oslo-shaped messages without publisher confirms.",
+*without confirms* uses the oslo-shaped messages without publisher confirms; *separate connections* \
+is raw lapin with om's connection layout: like om (and oslo.messaging, and as RabbitMQ advises, so \
+that flow control of a publishing connection cannot stall a consumer's acknowledgements) its client \
+and its server each publish on one connection and consume on another, four connections in all \
+where the plain raw lapin column uses two. The ratio beside it compares om with that.",
             rounds = self.opts.repeat,
             payload = self.opts.payload,
         );
@@ -1091,7 +1099,7 @@ only a content type and delivery mode (how earlier versions of this table measur
         let _ = writeln!(s, "### RPC calls per second\n");
         let _ = writeln!(
             s,
-            "| callers | om | raw lapin | Python | om / raw | om / Python | raw lapin, minimal messages | raw lapin without confirms |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "| callers | om | raw lapin | Python | om / raw | om / Python | raw lapin, minimal messages | raw lapin without confirms | raw lapin, separate connections | om / raw, separate connections |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
         for conc in RPC_LEVELS {
             let (om, raw, py) = (
@@ -1109,7 +1117,7 @@ only a content type and delivery mode (how earlier versions of this table measur
             };
             let _ = writeln!(
                 s,
-                "| {conc} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {conc} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 self.cell(&om),
                 self.cell(&raw),
                 self.cell(&py),
@@ -1117,6 +1125,15 @@ only a content type and delivery mode (how earlier versions of this table measur
                 ratio_text(ratio(c.rate(&om), c.rate(&py))),
                 optional("raw-minimal"),
                 optional("raw-noconfirm"),
+                optional("raw-split"),
+                {
+                    let split = self.k("rabbit", "rpc", conc, "raw-split");
+                    if c.runs.contains_key(&split) {
+                        ratio_text(ratio(c.rate(&om), c.rate(&split)))
+                    } else {
+                        "–".into()
+                    }
+                },
             );
         }
         let _ = writeln!(

@@ -44,9 +44,23 @@ fn roundtrip(c: &mut Criterion) {
             rabbit_om::start_server(server_t, &om_topic, Arc::new(AtomicU64::new(0))).await?;
         let client = rabbit_om::client(client_t, &om_topic);
         let hits = Arc::new(AtomicU64::new(0));
-        let raw_server =
-            rabbit_raw::RawServer::start(&amqp, &raw_topic, hits, true, &bodies).await?;
-        let raw_client = rabbit_raw::RawClient::connect(&amqp, &raw_topic, true, &bodies).await?;
+        let raw_server = rabbit_raw::RawServer::start(
+            &amqp,
+            &raw_topic,
+            hits,
+            true,
+            &bodies,
+            rabbit_raw::Connections::Shared,
+        )
+        .await?;
+        let raw_client = rabbit_raw::RawClient::connect(
+            &amqp,
+            &raw_topic,
+            true,
+            &bodies,
+            rabbit_raw::Connections::Shared,
+        )
+        .await?;
         Ok::<_, anyhow::Error>((server, client, raw_server, raw_client))
     });
     let (server, client, raw_server, raw_client) = match setup {

@@ -82,6 +82,10 @@ struct Cli {
     /// minimal properties instead of om's messages (a reference point).
     #[arg(long)]
     minimal_messages: bool,
+    /// Raw RabbitMQ RPC only: publish and consume on separate connections,
+    /// as om does, instead of sharing one (a reference point).
+    #[arg(long)]
+    split_connections: bool,
 }
 
 fn default_url(backend: Backend) -> &'static str {
@@ -143,7 +147,12 @@ async fn run(cli: &Cli, spec: &RunSpec) -> Result<om_bench::harness::BenchResult
             } else {
                 rabbit_raw::Messages::Oslo
             };
-            rabbit_raw::rpc(&lapin, !cli.no_confirms, messages).await
+            let connections = if cli.split_connections {
+                rabbit_raw::Connections::Split
+            } else {
+                rabbit_raw::Connections::Shared
+            };
+            rabbit_raw::rpc(&lapin, !cli.no_confirms, messages, connections).await
         }
         (Backend::Rabbit, Implementation::Raw, Scenario::Cast) => rabbit_raw::cast(&lapin).await,
         (Backend::Rabbit, Implementation::Raw, Scenario::Notify) => {

@@ -180,6 +180,29 @@ pub async fn declare_queue(ch: &Channel, queue: &str, key: &str) -> Result<()> {
 pub struct RawServer {
     /// The server's connection.
     pub conn: Connection,
+    _publish_conn: Option<Connection>,
+}
+
+/// How a raw client or server uses connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// Publishing and consuming share one connection (the default: the
+    /// least a raw lapin program needs).
+    Shared,
+    /// Publishing and consuming on separate connections, as om and
+    /// oslo.messaging do (so that RabbitMQ's flow control of a publishing
+    /// connection cannot hold up consumers' acknowledgements): the same
+    /// connection layout as om, a reference point.
+    Split,
+}
+
+impl Connections {
+    async fn second(self, url: &str) -> Result<Option<Connection>> {
+        Ok(match self {
+            Connections::Shared => None,
+            Connections::Split => Some(connect(url).await?),
+        })
+    }
 }
 
 impl RawServer {
@@ -192,12 +215,18 @@ impl RawServer {
         hits: Arc<AtomicU64>,
         confirms: bool,
         bodies: &Bodies,
+        connections: Connections,
     ) -> Result<RawServer> {
         let bodies = bodies.clone();
         let conn = connect(url).await?;
         let ch = conn.create_channel().await?;
         declare_queue(&ch, topic, topic).await?;
-        let reply_ch = conn.create_channel().await?;
+        let publish_conn = connections.second(url).await?;
+        let reply_ch = publish_conn
+            .as_ref()
+            .unwrap_or(&conn)
+            .create_channel()
+            .await?;
         if confirms {
             reply_ch
                 .confirm_select(ConfirmSelectOptions::default())
@@ -240,7 +269,10 @@ impl RawServer {
                 });
             }
         });
-        Ok(RawServer { conn })
+        Ok(RawServer {
+            conn,
+            _publish_conn: publish_conn,
+        })
     }
 }
 
@@ -251,6 +283,7 @@ type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>>;
 #[derive(Clone)]
 pub struct RawClient {
     _conn: Arc<Connection>,
+    _consume_conn: Option<Arc<Connection>>,
     channel: Channel,
     topic: String,
     reply_queue: String,
@@ -266,6 +299,7 @@ impl RawClient {
         topic: &str,
         confirms: bool,
         bodies: &Bodies,
+        connections: Connections,
     ) -> Result<RawClient> {
         let conn = connect(url).await?;
         let channel = conn.create_channel().await?;
@@ -274,7 +308,12 @@ impl RawClient {
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
         }
-        let consume_ch = conn.create_channel().await?;
+        let consume_conn = connections.second(url).await?;
+        let consume_ch = consume_conn
+            .as_ref()
+            .unwrap_or(&conn)
+            .create_channel()
+            .await?;
         let q = consume_ch
             .queue_declare(
                 "".into(),
@@ -316,6 +355,7 @@ impl RawClient {
         });
         Ok(RawClient {
             _conn: Arc::new(conn),
+            _consume_conn: consume_conn.map(Arc::new),
             channel,
             topic: topic.to_owned(),
             reply_queue,
@@ -400,12 +440,17 @@ pub async fn delete_queues(url: &str, queues: &[String]) {
 }
 
 /// RPC calls with `concurrency` callers.
-pub async fn rpc(spec: &RunSpec, confirms: bool, messages: Messages) -> Result<BenchResult> {
+pub async fn rpc(
+    spec: &RunSpec,
+    confirms: bool,
+    messages: Messages,
+    connections: Connections,
+) -> Result<BenchResult> {
     let topic = format!("{}_rpc", spec.prefix);
     let bodies = Bodies::new(messages, "rpc", spec.payload_bytes);
     let hits = Arc::new(AtomicU64::new(0));
-    let server = RawServer::start(&spec.url, &topic, hits, confirms, &bodies).await?;
-    let client = RawClient::connect(&spec.url, &topic, confirms, &bodies).await?;
+    let server = RawServer::start(&spec.url, &topic, hits, confirms, &bodies, connections).await?;
+    let client = RawClient::connect(&spec.url, &topic, confirms, &bodies, connections).await?;
     let (body, reply_len) = (bodies.request.clone(), bodies.reply.len());
     client.call(&body).await.context("first call")?;
     let timeline = spec.window.start();
@@ -419,11 +464,13 @@ pub async fn rpc(spec: &RunSpec, confirms: bool, messages: Messages) -> Result<B
         }
     })
     .await;
-    let scenario = match (confirms, messages) {
-        (true, Messages::Oslo) => "rpc",
-        (false, Messages::Oslo) => "rpc-noconfirm",
-        (true, Messages::Minimal) => "rpc-minimal",
-        (false, Messages::Minimal) => "rpc-minimal-noconfirm",
+    let scenario = match (confirms, messages, connections) {
+        (true, Messages::Oslo, Connections::Shared) => "rpc",
+        (false, Messages::Oslo, Connections::Shared) => "rpc-noconfirm",
+        (true, Messages::Minimal, Connections::Shared) => "rpc-minimal",
+        (false, Messages::Minimal, Connections::Shared) => "rpc-minimal-noconfirm",
+        (true, _, Connections::Split) => "rpc-split",
+        (false, _, Connections::Split) => "rpc-split-noconfirm",
     };
     let result = harness::finish_calls(spec.result("rabbit", "raw", scenario), outcome);
     drop(server);
@@ -436,8 +483,16 @@ pub async fn cast(spec: &RunSpec) -> Result<BenchResult> {
     let topic = format!("{}_cast", spec.prefix);
     let hits = Arc::new(AtomicU64::new(0));
     let bodies = Bodies::new(Messages::Oslo, "cast", spec.payload_bytes);
-    let server = RawServer::start(&spec.url, &topic, hits.clone(), true, &bodies).await?;
-    let client = RawClient::connect(&spec.url, &topic, true, &bodies).await?;
+    let server = RawServer::start(
+        &spec.url,
+        &topic,
+        hits.clone(),
+        true,
+        &bodies,
+        Connections::Shared,
+    )
+    .await?;
+    let client = RawClient::connect(&spec.url, &topic, true, &bodies, Connections::Shared).await?;
     let body = bodies.request.clone();
     client.cast(&body).await.context("first cast")?;
     anyhow::ensure!(
