@@ -466,6 +466,80 @@ pub fn pack_context_flat(message: &mut JsonObject, ctxt: &JsonObject) {
     }
 }
 
+/// Encodes what [`pack_context_flat`] and [`encode`] give for `message`
+/// with `extra` entries inserted (in order) and `ctxt` packed, without
+/// building that map: `message`'s entries, then `extra`, then
+/// `_context_<key>` for each context entry. When `message` already holds one
+/// of those keys (so inserting would replace a value in place), it builds
+/// the map after all, so the bytes are always the same.
+pub fn encode_flat(
+    message: &JsonObject,
+    extra: &[(&str, &Value)],
+    ctxt: &JsonObject,
+    format: Format,
+) -> Result<Vec<u8>> {
+    let collides = message.keys().any(|k| {
+        k.starts_with('_')
+            && (k.starts_with(CONTEXT_PREFIX) || extra.iter().any(|(e, _)| *e == k.as_str()))
+    }) || (extra.iter().any(|(e, _)| e.starts_with(CONTEXT_PREFIX)));
+    if collides {
+        let mut full = message.clone();
+        for (k, v) in extra {
+            full.insert((*k).to_owned(), (*v).clone());
+        }
+        pack_context_flat(&mut full, ctxt);
+        return encode(&full, format);
+    }
+    encode_as(
+        &FlatOut {
+            message,
+            extra,
+            ctxt,
+        },
+        format,
+    )
+}
+
+/// The entries of [`encode_flat`], serialized in order.
+struct FlatOut<'a> {
+    message: &'a JsonObject,
+    extra: &'a [(&'a str, &'a Value)],
+    ctxt: &'a JsonObject,
+}
+
+impl Serialize for FlatOut<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let len = self.message.len() + self.extra.len() + self.ctxt.len();
+        let mut map = serializer.serialize_map(Some(len))?;
+        for (k, v) in self.message {
+            map.serialize_entry(k, v)?;
+        }
+        for (k, v) in self.extra {
+            map.serialize_entry(k, v)?;
+        }
+        for (k, v) in self.ctxt {
+            map.serialize_entry(&ContextKey(k), v)?;
+        }
+        map.end()
+    }
+}
+
+/// `_context_<key>`, written without building the string.
+struct ContextKey<'a>(&'a str);
+
+impl Serialize for ContextKey<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{CONTEXT_PREFIX}{}", self.0))
+    }
+}
+
 /// Removes every `_context_<key>` entry from `message` and returns them as a
 /// context (RabbitMQ unpacking).
 pub fn unpack_context_flat(message: &mut JsonObject) -> JsonObject {
@@ -481,6 +555,93 @@ pub fn unpack_context_flat(message: &mut JsonObject) -> JsonObject {
         }
     }
     ctxt
+}
+
+/// A flat (RabbitMQ-style) message taken apart while it is decoded: see
+/// [`decode_split`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SplitMessage<const N: usize> {
+    /// The `_context_<key>` entries, as `<key>`, in arrival order.
+    pub ctxt: JsonObject,
+    /// The entries named in `reserved`, by their position there.
+    pub reserved: [Option<Value>; N],
+    /// Everything else, in arrival order.
+    pub message: JsonObject,
+}
+
+/// Decodes like [`decode`] and takes the message apart in the same pass:
+/// `_context_<key>` entries into [`SplitMessage::ctxt`] (what
+/// [`unpack_context_flat`] does after decoding), the keys named in
+/// `reserved` (a driver's own, such as `_msg_id`) into
+/// [`SplitMessage::reserved`], the rest into [`SplitMessage::message`].
+/// The result is the same as decoding, unpacking the context and removing
+/// the reserved keys one by one; it just does not build the whole map first.
+pub fn decode_split<const N: usize>(body: &[u8], reserved: &[&str; N]) -> Result<SplitMessage<N>> {
+    if let Some(inner) = unwrap_common_envelope(body) {
+        let mut de = serde_json::Deserializer::from_slice(&inner);
+        let seed = SplitSeed { reserved };
+        if let Ok(split) = serde::de::DeserializeSeed::deserialize(seed, &mut de) {
+            if de.end().is_ok() {
+                return Ok(split);
+            }
+        }
+    }
+    let mut message = decode(body)?;
+    let ctxt = unpack_context_flat(&mut message);
+    let reserved = reserved.map(|key| message.shift_remove(key));
+    Ok(SplitMessage {
+        ctxt,
+        reserved,
+        message,
+    })
+}
+
+/// Deserializes a JSON object straight into a [`SplitMessage`].
+struct SplitSeed<'r, const N: usize> {
+    reserved: &'r [&'r str; N],
+}
+
+impl<'de, const N: usize> serde::de::DeserializeSeed<'de> for SplitSeed<'_, N> {
+    type Value = SplitMessage<N>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de, const N: usize> serde::de::Visitor<'de> for SplitSeed<'_, N> {
+    type Value = SplitMessage<N>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut out = SplitMessage {
+            ctxt: JsonObject::new(),
+            reserved: std::array::from_fn(|_| None),
+            message: JsonObject::with_capacity(map.size_hint().unwrap_or(8)),
+        };
+        while let Some(mut key) = map.next_key::<String>()? {
+            let value: Value = map.next_value()?;
+            if key.starts_with(CONTEXT_PREFIX) {
+                key.replace_range(..CONTEXT_PREFIX.len(), "");
+                out.ctxt.insert(key, value);
+            } else if let Some(i) = self.reserved.iter().position(|r| *r == key) {
+                out.reserved[i] = Some(value);
+            } else {
+                out.message.insert(key, value);
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

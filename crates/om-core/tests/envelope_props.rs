@@ -48,6 +48,19 @@ fn json_object() -> impl Strategy<Value = JsonObject> {
         .prop_map(|kv| kv.into_iter().collect())
 }
 
+/// Objects whose keys are often context entries or a driver's reserved keys.
+fn flat_message() -> impl Strategy<Value = JsonObject> {
+    let key = prop_oneof![
+        any::<String>(),
+        "_context_[a-z_]{0,4}",
+        Just("_context_".to_owned()),
+        Just("_msg_id".to_owned()),
+        Just("_reply_q".to_owned()),
+        Just("_timeout".to_owned()),
+    ];
+    proptest::collection::vec((key, json_value()), 0..10).prop_map(|kv| kv.into_iter().collect())
+}
+
 fn is_decode_error(e: &Error) -> bool {
     matches!(
         e,
@@ -133,6 +146,46 @@ proptest! {
         prop_assert_eq!(
             String::from_utf8(envelope::encode(&m, Format::V2).unwrap()).unwrap(),
             envelope::to_python_json_string(&env).unwrap()
+        );
+    }
+
+    #[test]
+    fn decode_split_equals_decode_then_unpack(m in flat_message(), v1 in any::<bool>()) {
+        let body = envelope::encode(&m, if v1 { Format::V1 } else { Format::V2 }).unwrap();
+        let reserved = ["_msg_id", "_reply_q", "_timeout"];
+        let Ok(mut expected) = envelope::decode(&body) else {
+            // A 1.0 body that looks like an envelope: both must fail.
+            prop_assert!(envelope::decode_split(&body, &reserved).is_err());
+            return Ok(());
+        };
+        let ctxt = envelope::unpack_context_flat(&mut expected);
+        let taken = reserved.map(|k| expected.shift_remove(k));
+        let split = envelope::decode_split(&body, &reserved).unwrap();
+        prop_assert_eq!(&split.ctxt, &ctxt);
+        prop_assert_eq!(keys(&split.ctxt), keys(&ctxt));
+        prop_assert_eq!(&split.reserved, &taken);
+        prop_assert_eq!(&split.message, &expected);
+        prop_assert_eq!(keys(&split.message), keys(&expected));
+    }
+
+    #[test]
+    fn encode_flat_equals_packing_the_map(
+        m in flat_message(),
+        ctxt in json_object(),
+        id in any::<String>(),
+        v1 in any::<bool>(),
+    ) {
+        let format = if v1 { Format::V1 } else { Format::V2 };
+        let (id, t) = (Value::String(id), Value::from(5));
+        let extra = [("_msg_id", &id), ("_timeout", &t)];
+        let mut full = m.clone();
+        for (k, v) in extra {
+            full.insert(k.to_owned(), v.clone());
+        }
+        envelope::pack_context_flat(&mut full, &ctxt);
+        prop_assert_eq!(
+            String::from_utf8(envelope::encode_flat(&m, &extra, &ctxt, format).unwrap()).unwrap(),
+            String::from_utf8(envelope::encode(&full, format).unwrap()).unwrap()
         );
     }
 

@@ -63,12 +63,30 @@ pub(crate) fn properties(
 }
 
 /// Encodes a message (2.0 envelope or bare) and compresses it if asked.
+/// (Senders use [`encode_flat_body`], which also packs the context.)
+#[cfg(test)]
 pub(crate) fn encode_body(
     message: &JsonObject,
     format: Format,
     compression: Option<Compression>,
 ) -> Result<Vec<u8>> {
     compress(envelope::encode(message, format)?, compression)
+}
+
+/// Encodes what [`encode_body`] gives for `message` with the `extra`
+/// entries added and the context packed as `_context_*` entries (the
+/// RabbitMQ layout), without building that map first.
+pub(crate) fn encode_flat_body(
+    message: &JsonObject,
+    extra: &[(&str, &Value)],
+    ctxt: &JsonObject,
+    format: Format,
+    compression: Option<Compression>,
+) -> Result<Vec<u8>> {
+    compress(
+        envelope::encode_flat(message, extra, ctxt, format)?,
+        compression,
+    )
 }
 
 fn compress(body: Vec<u8>, compression: Option<Compression>) -> Result<Vec<u8>> {
@@ -87,9 +105,33 @@ fn compress(body: Vec<u8>, compression: Option<Compression>) -> Result<Vec<u8>> 
 }
 
 /// Decodes a delivery body: decompresses per the `compression` header, then
-/// JSON and envelope (`wire-rabbit.md` §4.3).
+/// JSON and envelope (`wire-rabbit.md` §4.3). (Listeners use
+/// [`decode_request`], which also takes the message apart.)
+#[cfg(test)]
 pub(crate) fn decode_body(properties: &BasicProperties, data: &[u8]) -> Result<JsonObject> {
     envelope::decode(&decompressed(properties, data)?)
+}
+
+/// The driver's own keys of a flat message, in the order of
+/// [`decode_request`]'s `reserved`: `_msg_id`, `_reply_q`, `_timeout`,
+/// `_unique_id`.
+pub(crate) const RESERVED: [&str; 4] = [MSG_ID, REPLY_Q, TIMEOUT, UNIQUE_ID];
+
+/// Decodes a delivery body like [`decode_body`] and takes it apart in the
+/// same pass: the `_context_*` entries, the [`RESERVED`] keys, the rest.
+pub(crate) fn decode_request(
+    properties: &BasicProperties,
+    data: &[u8],
+) -> Result<envelope::SplitMessage<4>> {
+    envelope::decode_split(&decompressed(properties, data)?, &RESERVED)
+}
+
+/// The string in `value`, if it is one (other JSON types count as absent).
+pub(crate) fn string(value: Option<Value>) -> Option<String> {
+    match value {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    }
 }
 
 /// The body bytes after undoing the `compression` header's codec.
@@ -311,6 +353,34 @@ mod tests {
         let plain = encode_body(&m, Format::V2, None).unwrap();
         assert_eq!(decode_body(&properties(None, None), &plain).unwrap(), m);
         assert!(decode_body(&props, b"not zlib").is_err());
+    }
+
+    #[test]
+    fn requests_come_apart_while_decoding() {
+        let m = obj(json!({
+            "_context_user": "bob", "method": "echo", "_msg_id": "m1",
+            "_reply_q": "reply_x", "_timeout": 5, "args": {"a": null},
+            "_unique_id": "u1", "_context_roles": ["admin"],
+        }));
+        for compression in [None, Some(Compression::Gzip)] {
+            let body = encode_body(&m, Format::V2, compression).unwrap();
+            let split = decode_request(&properties(None, compression), &body).unwrap();
+            assert_eq!(
+                Value::Object(split.ctxt),
+                json!({"user": "bob", "roles": ["admin"]})
+            );
+            assert_eq!(
+                Value::Object(split.message),
+                json!({"method": "echo", "args": {"a": null}})
+            );
+            let [id, q, t, u] = split.reserved;
+            assert_eq!(string(id).as_deref(), Some("m1"));
+            assert_eq!(string(q).as_deref(), Some("reply_x"));
+            assert_eq!(t, Some(json!(5)));
+            assert_eq!(string(u).as_deref(), Some("u1"));
+        }
+        let bad = decode_request(&properties(None, None), b"[1]").unwrap_err();
+        assert!(matches!(bad, Error::MalformedMessage(_)), "{bad:?}");
     }
 
     #[test]

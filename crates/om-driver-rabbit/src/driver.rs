@@ -1,7 +1,7 @@
 //! [`RabbitDriver`]: the driver contract on top of the publisher, the
 //! consuming connections and the reply consumer.
 
-use crate::codec::{self, short_string, take_string, MSG_ID, REPLY_Q, TIMEOUT, UNIQUE_ID};
+use crate::codec::{self, short_string, MSG_ID, REPLY_Q, TIMEOUT, UNIQUE_ID};
 use crate::connect::{Connector, DRIVER};
 use crate::consumer::{ConsumeSpec, ConsumerHandle, QueueSpec, Sink};
 use crate::options::{Compression, RabbitOptions};
@@ -10,7 +10,7 @@ use crate::qmanager::QueueManager;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
 use lapin::{Acker, ExchangeKind};
-use om_driver_api::om_core::envelope::{self, Format};
+use om_driver_api::om_core::envelope::Format;
 use om_driver_api::om_core::{uuid_hex, Error, Priority, RemoteError, Result, Target, Value};
 use om_driver_api::{
     BoxFuture, Capabilities, Driver, DriverConfig, IncomingHandle, IncomingMessage, ListenOptions,
@@ -246,7 +246,7 @@ impl Driver for RabbitDriver {
         let RpcRequest {
             target,
             ctxt,
-            mut message,
+            message,
             wait_for_reply,
             timeout,
             retry,
@@ -255,13 +255,23 @@ impl Driver for RabbitDriver {
         } = request;
         let topic = topic_of(&target);
         let mut stream = None;
-        if wait_for_reply {
+        let unique_id = Value::String(uuid_hex());
+        let body = if wait_for_reply {
             let replies = inner.replies().await?;
             let msg_id = uuid_hex();
-            message.insert(MSG_ID.into(), Value::String(msg_id.clone()));
-            message.insert(REPLY_Q.into(), Value::String(replies.table.queue.clone()));
-            message.insert(TIMEOUT.into(), timeout_json);
             let (tx, rx) = mpsc::unbounded_channel();
+            let body = codec::encode_flat_body(
+                &message,
+                &[
+                    (MSG_ID, &Value::String(msg_id.clone())),
+                    (REPLY_Q, &Value::String(replies.table.queue.clone())),
+                    (TIMEOUT, &timeout_json),
+                    (UNIQUE_ID, &unique_id),
+                ],
+                &ctxt,
+                Format::V2,
+                inner.compression,
+            )?;
             replies
                 .table
                 .waiters
@@ -273,10 +283,16 @@ impl Driver for RabbitDriver {
                 msg_id: msg_id.clone(),
             };
             stream = Some(ReplyStream::new(msg_id, rx, Some(Box::new(guard))));
-        }
-        message.insert(UNIQUE_ID.into(), Value::String(uuid_hex()));
-        envelope::pack_context_flat(&mut message, &ctxt);
-        let body = codec::encode_body(&message, Format::V2, inner.compression)?;
+            body
+        } else {
+            codec::encode_flat_body(
+                &message,
+                &[(UNIQUE_ID, &unique_id)],
+                &ctxt,
+                Format::V2,
+                inner.compression,
+            )?
+        };
         let expiration = if wait_for_reply { timeout } else { None };
         let properties = codec::properties(expiration, inner.compression);
         if target.fanout {
@@ -319,16 +335,21 @@ impl Driver for RabbitDriver {
         let Notification {
             target,
             ctxt,
-            mut message,
+            message,
             format,
             retry,
             ..
         } = notification;
         let routing_key = topic_of(&target);
         let exchange = target.exchange_or(&inner.control_exchange);
-        message.insert(UNIQUE_ID.into(), Value::String(uuid_hex()));
-        envelope::pack_context_flat(&mut message, &ctxt);
-        let body = codec::encode_body(&message, format, inner.compression)?;
+        let unique_id = Value::String(uuid_hex());
+        let body = codec::encode_flat_body(
+            &message,
+            &[(UNIQUE_ID, &unique_id)],
+            &ctxt,
+            format,
+            inner.compression,
+        )?;
         let decl = inner.topic_exchange(exchange);
         let queue = QueueDecl {
             name: routing_key.to_owned(),
@@ -580,7 +601,7 @@ impl RabbitListener {
 
     /// Decodes one delivery; `Ok(None)` for a duplicate (acknowledged and skipped).
     async fn decode(&self, d: Delivery) -> Result<Option<IncomingMessage>> {
-        let mut msg = match codec::decode_body(&d.properties, &d.data) {
+        let split = match codec::decode_request(&d.properties, &d.data) {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = %e, routing_key = %d.routing_key, "undecodable message rejected");
@@ -590,11 +611,12 @@ impl RabbitListener {
                 return Err(e);
             }
         };
-        let mut ctxt = envelope::unpack_context_flat(&mut msg);
-        let msg_id = take_string(&mut msg, MSG_ID);
-        let reply_q = take_string(&mut msg, REPLY_Q);
-        let timeout = msg.shift_remove(TIMEOUT).unwrap_or(Value::Null);
-        let unique_id = take_string(&mut msg, UNIQUE_ID);
+        let [msg_id, reply_q, timeout, unique_id] = split.reserved;
+        let (mut ctxt, msg) = (split.ctxt, split.message);
+        let msg_id = codec::string(msg_id);
+        let reply_q = codec::string(reply_q);
+        let timeout = timeout.unwrap_or(Value::Null);
+        let unique_id = codec::string(unique_id);
         if let Some(u) = &unique_id {
             if self.shared.seen(u) {
                 tracing::debug!(unique_id = %u, "duplicate message dropped");
