@@ -19,28 +19,14 @@ use std::time::Duration;
 /// A message as sent and received by the driver.
 pub type AmqpMessage = Message<Body<AmqpPrimitive>>;
 
-/// The body of a request or notification as written: serialized from
-/// borrowed parts, in the key order the Python driver writes.
+/// The body of a request as written: serialized from borrowed parts, in
+/// the key order the Python driver writes.
 #[derive(Serialize)]
 struct OutBody<'a> {
-    request: OutRequest<'a>,
+    request: &'a JsonObject,
     context: &'a JsonObject,
     #[serde(skip_serializing_if = "Option::is_none")]
     call_monitor_timeout: Option<Value>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum OutRequest<'a> {
-    /// The message itself (RPC requests, 1.0 notifications).
-    Bare(&'a JsonObject),
-    /// The 2.0 envelope (notifications).
-    Envelope {
-        #[serde(rename = "oslo.version")]
-        version: &'static str,
-        #[serde(rename = "oslo.message")]
-        message: String,
-    },
 }
 
 /// A reply body: `{"response": …}` or `{"failure": "…"}`.
@@ -117,7 +103,7 @@ pub fn request(
     call: Option<CallInfo<'_>>,
 ) -> Result<AmqpMessage> {
     let json = envelope::to_python_json_string(&OutBody {
-        request: OutRequest::Bare(request),
+        request,
         context: ctxt,
         call_monitor_timeout: call_monitor_timeout.map(|t| timeout_json(Some(t))),
     })?;
@@ -202,18 +188,20 @@ pub fn notification(
     format: Format,
     ctxt: &JsonObject,
 ) -> Result<AmqpMessage> {
-    let request = match format {
-        Format::V1 => OutRequest::Bare(msg),
-        Format::V2 => OutRequest::Envelope {
-            version: envelope::ENVELOPE_VERSION,
-            message: envelope::to_python_json_string(msg)?,
-        },
-    };
-    let json = envelope::to_python_json_string(&OutBody {
-        request,
-        context: ctxt,
-        call_monitor_timeout: None,
-    })?;
+    // `{"request": <message or its 2.0 envelope>, "context": <ctxt>}`, what
+    // serializing `OutBody` gives, written from parts so that the envelope
+    // is escaped in one pass (om-core's `encode`) rather than encoded as a
+    // string and escaped again.
+    let request = envelope::encode(msg, format)?;
+    let context = envelope::to_python_json(ctxt)?;
+    let mut out = Vec::with_capacity(request.len() + context.len() + 32);
+    out.extend_from_slice(b"{\"request\": ");
+    out.extend_from_slice(&request);
+    out.extend_from_slice(b", \"context\": ");
+    out.extend_from_slice(&context);
+    out.push(b'}');
+    // Python-style JSON is ASCII.
+    let json = String::from_utf8(out).map_err(|e| Error::Serialization(e.to_string()))?;
     let props = Properties {
         to: Some(to.to_owned()),
         ..Properties::default()
@@ -552,6 +540,10 @@ mod tests {
             (JsonObject::new(), msg.clone())
         );
         let v1 = notification("x", &msg, Format::V1, &obj(json!({"user": "u"}))).unwrap();
+        assert_eq!(
+            text(&v1),
+            r#"{"request": {"message_id": "m", "priority": "INFO", "payload": {"k": 1}}, "context": {"user": "u"}}"#
+        );
         assert_eq!(
             decode_notification(&v1.body).unwrap(),
             (obj(json!({"user": "u"})), msg)
