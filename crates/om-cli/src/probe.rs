@@ -10,26 +10,8 @@ use crate::error::CliError;
 use om::TransportUrl;
 use std::time::Duration;
 
-/// One broker address of a transport URL.
-#[derive(Clone)]
-#[cfg_attr(not(feature = "rabbit"), allow(dead_code))]
-pub(crate) struct Broker {
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) username: String,
-    pub(crate) password: String,
-}
-
-impl Broker {
-    /// `host:port` (`[v6]:port`).
-    pub(crate) fn label(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
+/// One broker address of a transport URL, with the drivers' defaults.
+pub(crate) type Broker = om::core::BrokerAddress;
 
 /// The default port of a driver.
 fn default_port(driver: &str) -> Option<u16> {
@@ -43,39 +25,7 @@ fn default_port(driver: &str) -> Option<u16> {
 /// The brokers of `url`, with the defaults the drivers apply (no host:
 /// `localhost`; no user or password: `guest`).
 pub(crate) fn brokers(url: &TransportUrl) -> Vec<Broker> {
-    let port = default_port(url.driver()).unwrap_or(5672);
-    let mut out: Vec<Broker> = url
-        .hosts
-        .iter()
-        .map(|h| Broker {
-            host: if h.hostname.is_empty() {
-                "localhost".to_owned()
-            } else {
-                h.hostname.clone()
-            },
-            port: h.port.unwrap_or(port),
-            username: h
-                .username
-                .clone()
-                .filter(|u| !u.is_empty())
-                .unwrap_or_else(|| "guest".into()),
-            password: h
-                .password
-                .as_ref()
-                .map(|p| p.expose().to_owned())
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "guest".into()),
-        })
-        .collect();
-    if out.is_empty() {
-        out.push(Broker {
-            host: "localhost".into(),
-            port,
-            username: "guest".into(),
-            password: "guest".into(),
-        });
-    }
-    out
+    url.brokers(default_port(url.driver()).unwrap_or(5672))
 }
 
 /// Checks that at least one broker of `url` can be reached (and, for
@@ -189,7 +139,7 @@ async fn amqp_connect(
         authority: AMQPAuthority {
             userinfo: AMQPUserInfo {
                 username: b.username.clone(),
-                password: b.password.clone(),
+                password: b.password.expose().to_owned(),
             },
             host: b.host.clone(),
             port: b.port,

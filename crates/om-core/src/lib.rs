@@ -30,7 +30,7 @@ pub use error::{Error, RemoteError, Result};
 pub use priority::Priority;
 pub use serializer::{DynSerializer, NoOpSerializer, RequestContextSerializer, Serializer};
 pub use target::Target;
-pub use url::{TransportHost, TransportUrl};
+pub use url::{BrokerAddress, TransportHost, TransportUrl};
 
 /// A JSON object, the shape of every oslo.messaging message and context.
 ///

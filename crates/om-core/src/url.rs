@@ -155,6 +155,34 @@ impl TransportHost {
     }
 }
 
+/// A broker to connect to, with the defaults oslo's drivers apply to what
+/// the URL left out; see [`TransportUrl::brokers`]. `Debug` shows the
+/// password as `****`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BrokerAddress {
+    /// Host name or address (`localhost` when the URL gave none).
+    pub host: String,
+    /// Port (the driver's default when the URL gave none).
+    pub port: u16,
+    /// User name (`guest` when the URL gave none or an empty one).
+    pub username: String,
+    /// Password (`guest` when the URL gave none or an empty one).
+    pub password: Secret,
+}
+
+impl BrokerAddress {
+    /// `host:port`, with IPv6 addresses in brackets: for logs and errors
+    /// (never the credentials).
+    pub fn label(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// A parsed transport URL.
 ///
 /// ```
@@ -188,6 +216,52 @@ impl TransportUrl {
     /// `kombu`).
     pub fn driver(&self) -> &str {
         self.transport.split('+').next().unwrap_or(&self.transport)
+    }
+
+    /// The brokers to connect to, in URL order, with the defaults of
+    /// oslo's drivers (kombu's for RabbitMQ) for what the URL leaves out:
+    /// host `localhost`, port `default_port`, user and password `guest`
+    /// (also for empty ones). A URL without hosts gives one such default
+    /// broker.
+    ///
+    /// ```
+    /// use om_core::TransportUrl;
+    /// let url: TransportUrl = "rabbit://u:p@h1,[::1]:5673/".parse().unwrap();
+    /// let brokers = url.brokers(5672);
+    /// assert_eq!(brokers[0].label(), "h1:5672");
+    /// assert_eq!(brokers[1].label(), "[::1]:5673");
+    /// assert_eq!(brokers[1].username, "guest");
+    /// let none: TransportUrl = "rabbit://".parse().unwrap();
+    /// assert_eq!(none.brokers(5672)[0].label(), "localhost:5672");
+    /// ```
+    pub fn brokers(&self, default_port: u16) -> Vec<BrokerAddress> {
+        let or_guest = |v: Option<&str>| match v {
+            Some(v) if !v.is_empty() => v.to_owned(),
+            _ => "guest".to_owned(),
+        };
+        let mut out: Vec<BrokerAddress> = self
+            .hosts
+            .iter()
+            .map(|h| BrokerAddress {
+                host: if h.hostname.is_empty() {
+                    "localhost".to_owned()
+                } else {
+                    h.hostname.clone()
+                },
+                port: h.port.unwrap_or(default_port),
+                username: or_guest(h.username.as_deref()),
+                password: Secret::new(or_guest(h.password.as_ref().map(Secret::expose))),
+            })
+            .collect();
+        if out.is_empty() {
+            out.push(BrokerAddress {
+                host: "localhost".into(),
+                port: default_port,
+                username: "guest".into(),
+                password: Secret::new("guest"),
+            });
+        }
+        out
     }
 
     /// The URL with passwords in clear text, for handing to a client

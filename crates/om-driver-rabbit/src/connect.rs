@@ -7,7 +7,7 @@ use lapin::uri::{
     AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism,
 };
 use lapin::{Connection, ConnectionProperties};
-use om_driver_api::om_core::{Error, Result, TransportUrl};
+use om_driver_api::om_core::{BrokerAddress, Error, Result, TransportUrl};
 use om_driver_api::Retry;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,34 +19,9 @@ pub(crate) const DRIVER: &str = "rabbit";
 /// TCP + AMQP handshake timeout of one connection attempt.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One broker address with its credentials.
-#[derive(Clone)]
-struct Endpoint {
-    host: String,
-    port: u16,
-    username: String,
-    password: String,
-}
-
-impl Endpoint {
-    /// `host:port` for logs and errors (never the credentials).
-    fn label(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Endpoint")
-            .field("address", &self.label())
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
-}
+/// One broker address with its credentials (om-core applies kombu's
+/// defaults); `Debug` hides the password.
+type Endpoint = BrokerAddress;
 
 /// Opens connections to the brokers of one transport URL.
 pub(crate) struct Connector {
@@ -86,33 +61,7 @@ impl Connector {
     /// A connector for `url` with `opts`. Hosts are shuffled once, as
     /// kombu does; no host means `guest:guest@localhost:5672`.
     pub(crate) fn new(url: &TransportUrl, opts: Arc<RabbitOptions>) -> Result<Self> {
-        let mut endpoints: Vec<Endpoint> = url
-            .hosts
-            .iter()
-            .map(|h| Endpoint {
-                host: h.hostname.clone(),
-                port: h.port.unwrap_or(5672),
-                username: h
-                    .username
-                    .clone()
-                    .filter(|u| !u.is_empty())
-                    .unwrap_or_else(|| "guest".into()),
-                password: h
-                    .password
-                    .as_ref()
-                    .map(|p| p.expose().to_owned())
-                    .filter(|p| !p.is_empty())
-                    .unwrap_or_else(|| "guest".into()),
-            })
-            .collect();
-        if endpoints.is_empty() {
-            endpoints.push(Endpoint {
-                host: "localhost".into(),
-                port: 5672,
-                username: "guest".into(),
-                password: "guest".into(),
-            });
-        }
+        let mut endpoints: Vec<Endpoint> = url.brokers(5672);
         // Fisher-Yates, once per connector.
         for i in (1..endpoints.len()).rev() {
             let j = usize::try_from(random_u64() % (i as u64 + 1)).unwrap_or(0);
@@ -146,7 +95,7 @@ impl Connector {
             authority: AMQPAuthority {
                 userinfo: AMQPUserInfo {
                     username: ep.username.clone(),
-                    password: ep.password.clone(),
+                    password: ep.password.expose().to_owned(),
                 },
                 host: ep.host.clone(),
                 port: ep.port,
