@@ -197,11 +197,21 @@ pub enum Connections {
 }
 
 impl Connections {
-    async fn second(self, url: &str) -> Result<Option<Connection>> {
-        Ok(match self {
-            Connections::Shared => None,
-            Connections::Split => Some(connect(url).await?),
-        })
+    /// A channel for the other direction than `conn`'s: on `conn` itself
+    /// when shared, else on a new connection, returned to be kept open.
+    async fn other_channel(
+        self,
+        url: &str,
+        conn: &Connection,
+    ) -> Result<(Option<Connection>, Channel)> {
+        match self {
+            Connections::Shared => Ok((None, conn.create_channel().await?)),
+            Connections::Split => {
+                let second = connect(url).await?;
+                let ch = second.create_channel().await?;
+                Ok((Some(second), ch))
+            }
+        }
     }
 }
 
@@ -221,12 +231,7 @@ impl RawServer {
         let conn = connect(url).await?;
         let ch = conn.create_channel().await?;
         declare_queue(&ch, topic, topic).await?;
-        let publish_conn = connections.second(url).await?;
-        let reply_ch = publish_conn
-            .as_ref()
-            .unwrap_or(&conn)
-            .create_channel()
-            .await?;
+        let (publish_conn, reply_ch) = connections.other_channel(url, &conn).await?;
         if confirms {
             reply_ch
                 .confirm_select(ConfirmSelectOptions::default())
@@ -308,12 +313,7 @@ impl RawClient {
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
         }
-        let consume_conn = connections.second(url).await?;
-        let consume_ch = consume_conn
-            .as_ref()
-            .unwrap_or(&conn)
-            .create_channel()
-            .await?;
+        let (consume_conn, consume_ch) = connections.other_channel(url, &conn).await?;
         let q = consume_ch
             .queue_declare(
                 "".into(),

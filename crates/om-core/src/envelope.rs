@@ -39,6 +39,11 @@ pub const ENVELOPE_VERSION: &str = "2.0";
 /// Prefix of flattened context keys on RabbitMQ (`_context_<key>`).
 pub const CONTEXT_PREFIX: &str = "_context_";
 
+/// How a 2.0 body starts and ends as Python's `json.dumps` and om write it,
+/// with the escaped message in between.
+const ENVELOPE_HEAD: &[u8] = b"{\"oslo.version\": \"2.0\", \"oslo.message\": \"";
+const ENVELOPE_TAIL: &[u8] = b"\"}";
+
 /// Message format: 2.0 (enveloped) or 1.0 (bare object).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Format {
@@ -289,13 +294,12 @@ pub fn to_python_json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
 /// `to_python_json` gives for the envelope object, written in one pass (this
 /// runs for every message sent).
 fn to_envelope<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    const HEAD: &[u8] = b"{\"oslo.version\": \"2.0\", \"oslo.message\": \"";
     let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(HEAD);
+    out.extend_from_slice(ENVELOPE_HEAD);
     let mut ser =
         serde_json::Serializer::with_formatter(&mut out, PythonFormatter { nested: true });
     value.serialize(&mut ser)?;
-    out.extend_from_slice(b"\"}");
+    out.extend_from_slice(ENVELOPE_TAIL);
     Ok(out)
 }
 
@@ -381,8 +385,9 @@ pub fn decode(body: &[u8]) -> Result<JsonObject> {
 /// undoes them. `None` for any other layout or escape, which the JSON
 /// parser then handles (with its precise errors).
 fn unwrap_common_envelope(body: &[u8]) -> Option<Vec<u8>> {
-    const HEAD: &[u8] = b"{\"oslo.version\": \"2.0\", \"oslo.message\": \"";
-    let inner = body.strip_prefix(HEAD)?.strip_suffix(b"\"}")?;
+    let inner = body
+        .strip_prefix(ENVELOPE_HEAD)?
+        .strip_suffix(ENVELOPE_TAIL)?;
     let mut out = Vec::with_capacity(inner.len());
     let mut start = 0;
     for i in memchr::memchr2_iter(b'\\', b'"', inner) {

@@ -115,11 +115,7 @@ impl TransportHost {
     /// `host:port` for connecting, with IPv6 addresses in brackets and
     /// `default_port` when the URL gave none.
     pub fn address(&self, default_port: u16) -> String {
-        format!(
-            "{}:{}",
-            self.bracketed_host(),
-            self.port.unwrap_or(default_port)
-        )
+        host_port(&self.hostname, self.port.unwrap_or(default_port))
     }
 
     fn bracketed_host(&self) -> String {
@@ -175,11 +171,16 @@ impl BrokerAddress {
     /// `host:port`, with IPv6 addresses in brackets: for logs and errors
     /// (never the credentials).
     pub fn label(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        host_port(&self.host, self.port)
+    }
+}
+
+/// `host:port`, with an IPv6 address in brackets.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
 }
 

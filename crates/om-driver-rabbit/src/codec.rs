@@ -301,10 +301,7 @@ pub(crate) fn fold_reply(
 
 /// Removes a string key.
 pub(crate) fn take_string(msg: &mut JsonObject, key: &str) -> Option<String> {
-    match msg.shift_remove(key) {
-        Some(Value::String(s)) => Some(s),
-        _ => None,
-    }
+    string(msg.shift_remove(key))
 }
 
 #[cfg(test)]
