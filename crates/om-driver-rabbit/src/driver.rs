@@ -5,11 +5,11 @@ use crate::codec::{self, short_string, MSG_ID, REPLY_Q, TIMEOUT, UNIQUE_ID};
 use crate::connect::{Connector, DRIVER};
 use crate::consumer::{ConsumeSpec, ConsumerHandle, QueueSpec, Sink};
 use crate::options::{Compression, RabbitOptions};
-use crate::publisher::{ExchangeDecl, Outgoing, Publisher, QueueDecl};
+use crate::publisher::{ExchangeDecl, Outgoing, Publisher, QueueDecl, Returned, Routing};
 use crate::qmanager::QueueManager;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicRejectOptions};
-use lapin::{Acker, ExchangeKind};
+use lapin::{Acker, BasicProperties, ExchangeKind};
 use om_driver_api::om_core::envelope::Format;
 use om_driver_api::om_core::{uuid_hex, Error, Priority, RemoteError, Result, Target, Value};
 use om_driver_api::{
@@ -304,7 +304,7 @@ impl Driver for RabbitDriver {
                 routing_key: "",
                 body: &body,
                 properties,
-                mandatory: false,
+                routing: Routing::Drop,
             };
             inner.publisher.publish(&out, retry).await?;
         } else {
@@ -321,7 +321,11 @@ impl Driver for RabbitDriver {
                 routing_key: &routing_key,
                 body: &body,
                 properties,
-                mandatory: transport_options.at_least_once,
+                routing: if transport_options.at_least_once {
+                    Routing::Exact
+                } else {
+                    Routing::Drop
+                },
             };
             inner.publisher.publish(&out, retry).await?;
         }
@@ -366,7 +370,7 @@ impl Driver for RabbitDriver {
             routing_key,
             body: &body,
             properties: codec::properties(None, inner.compression),
-            mandatory: false,
+            routing: Routing::Drop,
         };
         inner.publisher.publish(&out, retry).await
     }
@@ -552,6 +556,69 @@ impl ListenerShared {
         !o.contains_key(reply_q)
     }
 
+    /// Publishes one reply (or heartbeat) on the reply channel. Another
+    /// reply that the broker returned and whose return reached this
+    /// publish's confirm is delivered again in the background.
+    ///
+    /// Errors: `MessageUndeliverable` when this message was returned.
+    async fn publish_reply(
+        self: &Arc<Self>,
+        reply_q: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<()> {
+        let out = Outgoing {
+            exchange: "",
+            declare: None,
+            queue: None,
+            routing_key: reply_q,
+            body,
+            properties,
+            routing: Routing::Pipelined,
+        };
+        if let Some(returned) = self
+            .publisher
+            .publish_pipelined(&out, Retry::Forever)
+            .await?
+        {
+            redeliver(self.clone(), returned);
+        }
+        Ok(())
+    }
+
+    /// Delivers a reply, publishing it again while its queue is missing,
+    /// for up to `kombu_missing_consumer_retry_timeout`; then marks the
+    /// queue obsolete and drops the reply, as oslo does.
+    async fn deliver_reply(
+        self: &Arc<Self>,
+        reply_q: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<()> {
+        if !self.reply_q_valid(reply_q) {
+            tracing::warn!(reply_q = %reply_q, "reply queue doesn't exist, reply dropped");
+            return Ok(());
+        }
+        let started = Instant::now();
+        loop {
+            match self.publish_reply(reply_q, body, properties.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(Error::MessageUndeliverable { .. }) => {
+                    if started.elapsed() >= self.missing_reply_timeout {
+                        self.mark_obsolete(reply_q);
+                        tracing::error!(reply_q = %reply_q,
+                            "the reply failed to send after {:?} due to a missing queue; abandoning",
+                            self.missing_reply_timeout);
+                        return Ok(());
+                    }
+                    tracing::debug!(reply_q = %reply_q, "reply queue missing, retrying");
+                    tokio::time::sleep(REPLY_RETRY_PAUSE).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     fn mark_obsolete(&self, reply_q: &str) {
         let mut o = self.obsolete.lock().unwrap_or_else(|e| e.into_inner());
         if o.len() >= OBSOLETE_SIZE {
@@ -561,6 +628,22 @@ impl ListenerShared {
         }
         o.insert(reply_q.to_owned(), Instant::now());
     }
+}
+
+/// Delivers, in the background, a reply that the broker returned to
+/// another publish's confirm (see [`Returned`]).
+fn redeliver(shared: Arc<ListenerShared>, returned: Returned) {
+    let task: BoxFuture<'static, ()> = Box::pin(async move {
+        let Returned {
+            routing_key,
+            body,
+            properties,
+        } = returned;
+        if let Err(e) = shared.deliver_reply(&routing_key, &body, properties).await {
+            tracing::warn!(reply_q = %routing_key, error = %e, "a returned reply could not be delivered again");
+        }
+    });
+    tokio::spawn(task);
 }
 
 /// A subscription of an RPC server or a notification listener.
@@ -692,28 +775,6 @@ struct RabbitHandle {
     shared: Arc<ListenerShared>,
 }
 
-impl RabbitHandle {
-    async fn publish_reply(
-        &self,
-        reply_q: &str,
-        msg_id: &str,
-        reply: Option<&std::result::Result<Value, RemoteError>>,
-    ) -> Result<()> {
-        let body = codec::encode_reply(msg_id, reply, self.shared.compression)?;
-        short_string("reply queue", reply_q)?;
-        let out = Outgoing {
-            exchange: "",
-            declare: None,
-            queue: None,
-            routing_key: reply_q,
-            body: &body,
-            properties: codec::properties(None, self.shared.compression),
-            mandatory: true,
-        };
-        self.shared.publisher.publish(&out, Retry::Forever).await
-    }
-}
-
 impl IncomingHandle for RabbitHandle {
     fn acknowledge(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
@@ -757,28 +818,10 @@ impl IncomingHandle for RabbitHandle {
             let Some((reply_q, msg_id)) = &self.reply else {
                 return Err(Error::Messaging("this message cannot be replied to".into()));
             };
-            if !self.shared.reply_q_valid(reply_q) {
-                tracing::warn!(reply_q = %reply_q, msg_id = %msg_id, "reply queue doesn't exist, reply dropped");
-                return Ok(());
-            }
-            let started = Instant::now();
-            loop {
-                match self.publish_reply(reply_q, msg_id, Some(&reply)).await {
-                    Ok(()) => return Ok(()),
-                    Err(Error::MessageUndeliverable { .. }) => {
-                        if started.elapsed() >= self.shared.missing_reply_timeout {
-                            self.shared.mark_obsolete(reply_q);
-                            tracing::error!(msg_id = %msg_id, reply_q = %reply_q,
-                                "the reply failed to send after {:?} due to a missing queue; abandoning",
-                                self.shared.missing_reply_timeout);
-                            return Ok(());
-                        }
-                        tracing::debug!(msg_id = %msg_id, reply_q = %reply_q, "reply queue missing, retrying");
-                        tokio::time::sleep(REPLY_RETRY_PAUSE).await;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            let body = codec::encode_reply(msg_id, Some(&reply), self.shared.compression)?;
+            short_string("reply queue", reply_q)?;
+            let properties = codec::properties(None, self.shared.compression);
+            self.shared.deliver_reply(reply_q, &body, properties).await
         })
     }
 
@@ -789,7 +832,10 @@ impl IncomingHandle for RabbitHandle {
                     "this message cannot be heartbeated".into(),
                 ));
             };
-            match self.publish_reply(reply_q, msg_id, None).await {
+            let body = codec::encode_reply(msg_id, None, self.shared.compression)?;
+            short_string("reply queue", reply_q)?;
+            let properties = codec::properties(None, self.shared.compression);
+            match self.shared.publish_reply(reply_q, &body, properties).await {
                 Err(Error::MessageUndeliverable { .. }) => Err(Error::MessageDeliveryFailure(
                     "Heartbeat send failed. Missing queue".into(),
                 )),

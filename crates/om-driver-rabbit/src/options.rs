@@ -109,8 +109,8 @@ rabbit_options! {
     /// Auto-delete flag of topic exchanges and topic/notification queues.
     amqp_auto_delete: bool = false;
     /// Maximum pooled sending connections (oslo); om opens up to this many
-    /// channels (at most 64) for `mandatory` publishes such as replies, so
-    /// that many replies are in flight at once. At least 1.
+    /// channels (at most 64) for `at_least_once` (`mandatory`) requests,
+    /// one request in flight on each. At least 1.
     rpc_conn_pool_size: i64 = 30;
     /// Pool size below which idle connections are not expired.
     conn_pool_min_size: i64 = 2;

@@ -572,3 +572,98 @@ async fn confirms_compression_and_fast_failure() {
     z.cleanup().await;
     let _ = conn.close(200, "OK".into()).await;
 }
+
+/// Replies are pipelined on one channel and lapin may hand a
+/// `basic.return` to another reply's confirm: replies to a missing queue
+/// interleaved with replies to a live one must cost none of the live
+/// replies (each arrives exactly once) and fail none of the calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn returned_replies_never_cost_another_reply() {
+    let Some(url) = env_or_skip("OM_RABBIT_URL") else {
+        return;
+    };
+    let conn = raw(&url).await;
+    let ch = conn.create_channel().await.expect("channel");
+    let d = driver(&url, &[("kombu_missing_consumer_retry_timeout", "1")]);
+    let topic = format!("spec_pipe_{}", uniq());
+    let mut listener = d
+        .listen(
+            Target::new(&topic).with_server("s1"),
+            ListenOptions::default(),
+        )
+        .await
+        .expect("listen");
+    let live = format!("reply_{}", uniq());
+    ch.queue_declare(
+        live.as_str().into(),
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("reply queue");
+    let mut replies = ch
+        .basic_consume(
+            live.as_str().into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    let gone = format!("reply_{}", uniq());
+    const N: usize = 40;
+    for i in 0..N {
+        let reply_q = if i % 2 == 0 { &live } else { &gone };
+        let inner = json!({"method": "m", "args": {}, "_msg_id": format!("id{i}"),
+            "_reply_q": reply_q, "_timeout": 5, "_unique_id": uniq()});
+        let body = json!({"oslo.version": "2.0", "oslo.message": inner.to_string()}).to_string();
+        ch.basic_publish(
+            "openstack".into(),
+            topic.as_str().into(),
+            BasicPublishOptions::default(),
+            body.as_bytes(),
+            BasicProperties::default().with_content_type("application/json".into()),
+        )
+        .await
+        .expect("publish");
+    }
+    let mut requests = Vec::new();
+    for _ in 0..N {
+        let m = tokio::time::timeout(Duration::from_secs(10), listener.next())
+            .await
+            .expect("a request in time")
+            .expect("open")
+            .expect("request");
+        m.acknowledge().await.expect("ack");
+        requests.push(m);
+    }
+    // All replies at once, so that they share confirms.
+    let results =
+        futures_util::future::join_all(requests.iter().map(|m| m.reply(Ok(json!("r"))))).await;
+    for r in results {
+        r.expect("a reply to a live or a missing queue never fails the server");
+    }
+    let mut got = Vec::new();
+    while let Ok(Some(Ok(d))) = tokio::time::timeout(Duration::from_secs(3), replies.next()).await {
+        got.push(
+            inner(&d.data)["_msg_id"]
+                .as_str()
+                .expect("msg id")
+                .to_owned(),
+        );
+    }
+    got.sort();
+    let mut want: Vec<String> = (0..N).step_by(2).map(|i| format!("id{i}")).collect();
+    want.sort();
+    assert_eq!(got, want, "every live reply exactly once");
+    listener.stop().await.expect("stop");
+    listener.cleanup().await.expect("cleanup");
+    d.cleanup().await;
+    let _ = conn.close(200, "OK".into()).await;
+}
