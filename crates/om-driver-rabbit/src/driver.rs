@@ -775,6 +775,28 @@ struct RabbitHandle {
     shared: Arc<ListenerShared>,
 }
 
+impl RabbitHandle {
+    /// The reply queue, body and properties of a reply (`None`: a
+    /// heartbeat) to this call; `what` names the operation in the error
+    /// for a message that is not a call.
+    fn reply_message(
+        &self,
+        reply: Option<&std::result::Result<Value, RemoteError>>,
+        what: &str,
+    ) -> Result<(&str, Vec<u8>, BasicProperties)> {
+        let Some((reply_q, msg_id)) = &self.reply else {
+            return Err(Error::Messaging(format!("this message cannot be {what}")));
+        };
+        let body = codec::encode_reply(msg_id, reply, self.shared.compression)?;
+        short_string("reply queue", reply_q)?;
+        Ok((
+            reply_q,
+            body,
+            codec::properties(None, self.shared.compression),
+        ))
+    }
+}
+
 impl IncomingHandle for RabbitHandle {
     fn acknowledge(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
@@ -815,26 +837,14 @@ impl IncomingHandle for RabbitHandle {
 
     fn reply(&self, reply: std::result::Result<Value, RemoteError>) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let Some((reply_q, msg_id)) = &self.reply else {
-                return Err(Error::Messaging("this message cannot be replied to".into()));
-            };
-            let body = codec::encode_reply(msg_id, Some(&reply), self.shared.compression)?;
-            short_string("reply queue", reply_q)?;
-            let properties = codec::properties(None, self.shared.compression);
+            let (reply_q, body, properties) = self.reply_message(Some(&reply), "replied to")?;
             self.shared.deliver_reply(reply_q, &body, properties).await
         })
     }
 
     fn heartbeat(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let Some((reply_q, msg_id)) = &self.reply else {
-                return Err(Error::Messaging(
-                    "this message cannot be heartbeated".into(),
-                ));
-            };
-            let body = codec::encode_reply(msg_id, None, self.shared.compression)?;
-            short_string("reply queue", reply_q)?;
-            let properties = codec::properties(None, self.shared.compression);
+            let (reply_q, body, properties) = self.reply_message(None, "heartbeated")?;
             match self.shared.publish_reply(reply_q, &body, properties).await {
                 Err(Error::MessageUndeliverable { .. }) => Err(Error::MessageDeliveryFailure(
                     "Heartbeat send failed. Missing queue".into(),

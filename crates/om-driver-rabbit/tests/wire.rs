@@ -110,6 +110,74 @@ fn assert_python_properties(p: &BasicProperties) {
     assert!(p.correlation_id().is_none() && p.reply_to().is_none() && p.message_id().is_none());
 }
 
+/// A raw connection and channel beside a driver (missing reply queues
+/// given up after 1 s) and its RPC server listener on a fresh topic.
+struct ServerSide {
+    conn: lapin::Connection,
+    ch: Channel,
+    d: om_driver_rabbit::RabbitDriver,
+    topic: String,
+    listener: Box<dyn om_driver_api::Listener>,
+}
+
+async fn server_side(url: &str, prefix: &str) -> ServerSide {
+    let conn = raw(url).await;
+    let ch = conn.create_channel().await.expect("channel");
+    let d = driver(url, &[("kombu_missing_consumer_retry_timeout", "1")]);
+    let topic = format!("{prefix}{}", uniq());
+    let listener = d
+        .listen(
+            Target::new(&topic).with_server("s1"),
+            ListenOptions::default(),
+        )
+        .await
+        .expect("listen");
+    ServerSide {
+        conn,
+        ch,
+        d,
+        topic,
+        listener,
+    }
+}
+
+/// An exclusive reply queue `name`, consumed without acks, as a Python
+/// client's.
+async fn reply_queue(ch: &Channel, name: &str) -> Consumer {
+    ch.queue_declare(
+        name.into(),
+        QueueDeclareOptions {
+            exclusive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("reply queue");
+    ch.basic_consume(
+        name.into(),
+        "".into(),
+        BasicConsumeOptions {
+            no_ack: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("consume")
+}
+
+/// A 2.0 body of a call of `m()` with `_timeout` 2 and the keys of `extra`
+/// (a JSON object) added to the message.
+fn call_body(msg_id: &str, reply_q: &str, extra: Value) -> String {
+    let mut inner = json!({"method": "m", "args": {}, "_msg_id": msg_id, "_reply_q": reply_q,
+        "_timeout": 2, "_unique_id": uniq()});
+    if let (Some(m), Value::Object(e)) = (inner.as_object_mut(), extra) {
+        m.extend(e);
+    }
+    json!({"oslo.version": "2.0", "oslo.message": inner.to_string()}).to_string()
+}
+
 fn is_hex32(v: &Value) -> bool {
     v.as_str().is_some_and(|s| {
         s.len() == 32
@@ -254,44 +322,21 @@ async fn replies_look_like_python_and_missing_queues_are_retried() {
     let Some(url) = env_or_skip("OM_RABBIT_URL") else {
         return;
     };
-    let conn = raw(&url).await;
-    let ch = conn.create_channel().await.expect("channel");
-    let d = driver(&url, &[("kombu_missing_consumer_retry_timeout", "1")]);
-    let topic = format!("spec_srv_{}", uniq());
-    let mut listener = d
-        .listen(
-            Target::new(&topic).with_server("s1"),
-            ListenOptions::default(),
-        )
-        .await
-        .expect("listen");
+    let ServerSide {
+        conn,
+        ch,
+        d,
+        topic,
+        mut listener,
+    } = server_side(&url, "spec_srv_").await;
     let reply_q = format!("reply_{}", uniq());
-    ch.queue_declare(
-        reply_q.as_str().into(),
-        QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("reply queue");
-    let mut replies = ch
-        .basic_consume(
-            reply_q.as_str().into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
+    let mut replies = reply_queue(&ch, &reply_q).await;
     let request = |msg_id: &str, reply_q: &str| {
-        let inner = json!({"method": "m", "args": {}, "_msg_id": msg_id, "_reply_q": reply_q, "_timeout": 2,
-            "_unique_id": uniq(), "_context_user": "bob", "_context_roles": ["admin"]});
-        json!({"oslo.version": "2.0", "oslo.message": inner.to_string()}).to_string()
+        call_body(
+            msg_id,
+            reply_q,
+            json!({"_context_user": "bob", "_context_roles": ["admin"]}),
+        )
     };
     let props = BasicProperties::default().with_content_type("application/json".into());
     ch.basic_publish(
@@ -582,47 +627,20 @@ async fn returned_replies_never_cost_another_reply() {
     let Some(url) = env_or_skip("OM_RABBIT_URL") else {
         return;
     };
-    let conn = raw(&url).await;
-    let ch = conn.create_channel().await.expect("channel");
-    let d = driver(&url, &[("kombu_missing_consumer_retry_timeout", "1")]);
-    let topic = format!("spec_pipe_{}", uniq());
-    let mut listener = d
-        .listen(
-            Target::new(&topic).with_server("s1"),
-            ListenOptions::default(),
-        )
-        .await
-        .expect("listen");
+    let ServerSide {
+        conn,
+        ch,
+        d,
+        topic,
+        mut listener,
+    } = server_side(&url, "spec_pipe_").await;
     let live = format!("reply_{}", uniq());
-    ch.queue_declare(
-        live.as_str().into(),
-        QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("reply queue");
-    let mut replies = ch
-        .basic_consume(
-            live.as_str().into(),
-            "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
+    let mut replies = reply_queue(&ch, &live).await;
     let gone = format!("reply_{}", uniq());
     const N: usize = 40;
     for i in 0..N {
         let reply_q = if i % 2 == 0 { &live } else { &gone };
-        let inner = json!({"method": "m", "args": {}, "_msg_id": format!("id{i}"),
-            "_reply_q": reply_q, "_timeout": 5, "_unique_id": uniq()});
-        let body = json!({"oslo.version": "2.0", "oslo.message": inner.to_string()}).to_string();
+        let body = call_body(&format!("id{i}"), reply_q, json!({}));
         ch.basic_publish(
             "openstack".into(),
             topic.as_str().into(),
