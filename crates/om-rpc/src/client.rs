@@ -614,7 +614,7 @@ impl RpcClient {
         method: &str,
         args: A,
     ) -> Result<JsonObject> {
-        let raw = match serde_json::to_value(args)
+        let mut args = match serde_json::to_value(args)
             .map_err(|e| Error::Serialization(format!("cannot serialize the arguments of {method}(): {e}")))?
         {
             Value::Object(m) => m,
@@ -626,10 +626,11 @@ impl RpcClient {
                 )))
             }
         };
-        let mut args = JsonObject::with_capacity(raw.len());
-        for (k, v) in raw {
-            let v = self.shared.serializer.serialize_entity(ctxt, v)?;
-            args.insert(k, v);
+        for v in args.values_mut() {
+            *v = self
+                .shared
+                .serializer
+                .serialize_entity(ctxt, std::mem::take(v))?;
         }
         let t = &self.settings.target;
         let mut msg = JsonObject::with_capacity(4);

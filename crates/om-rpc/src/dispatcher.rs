@@ -217,7 +217,7 @@ impl RpcDispatcher {
             return Err(HandlerError::from(err));
         };
 
-        let args = match message.shift_remove("args") {
+        let mut args = match message.shift_remove("args") {
             None => JsonObject::new(),
             Some(Value::Object(o)) => o,
             Some(other) => {
@@ -228,12 +228,12 @@ impl RpcDispatcher {
             }
         };
         let ctxt = self.serializer.deserialize_context(Context(ctxt))?;
-        let mut new_args = JsonObject::with_capacity(args.len());
-        for (k, v) in args {
-            let v = self.serializer.deserialize_entity(&ctxt, v)?;
-            new_args.insert(k, v);
+        for v in args.values_mut() {
+            *v = self
+                .serializer
+                .deserialize_entity(&ctxt, std::mem::take(v))?;
         }
-        let fut = (method.handler)(ctxt.clone(), new_args);
+        let fut = (method.handler)(ctxt.clone(), args);
         let result = match AssertUnwindSafe(fut).catch_unwind().await {
             Ok(r) => r?,
             Err(panic) => {
