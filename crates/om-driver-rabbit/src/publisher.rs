@@ -2,11 +2,12 @@
 //!
 //! The connection is opened at the first send and reopened (with the
 //! failover and back-off rules of [`Connector`]) when it breaks. It holds
-//! two small pools of confirm-mode channels:
+//! three kinds of confirm-mode channels:
 //!
-//! * *plain* channels, shared by any number of concurrent non-mandatory
-//!   publishes (casts, notifications, calls): publishes are pipelined and
-//!   each waits for its own confirm;
+//! * up to four *plain* channels, shared by any number of concurrent
+//!   non-mandatory publishes (casts, notifications, calls): publishes are
+//!   pipelined and each waits for its own confirm; a channel takes up to
+//!   [`PLAIN_FILL`] unconfirmed publishes before the next one is used;
 //! * *exact* channels, each carrying one `mandatory` publish
 //!   (`at_least_once` requests) at a time, so that a `basic.return` is
 //!   always attributed to the right message (lapin hands returns to
@@ -42,6 +43,60 @@ use std::sync::{Arc, Mutex, RwLock};
 
 /// The most mandatory-publish channels one publishing connection opens.
 pub(crate) const MAX_MANDATORY_CHANNELS: usize = 64;
+
+/// The most plain channels one publishing connection opens.
+const PLAIN_CHANNELS: usize = 4;
+
+/// How many unconfirmed publishes a plain channel takes before the next
+/// one is used. Filling one channel first lets the broker confirm several
+/// publishes with one `multiple` ack at low concurrency, and spreading
+/// beyond it lets the broker's per-channel processes share the work at
+/// high concurrency. Against round robin over the four channels, on one
+/// RabbitMQ 3.10 with 2 cores: RPC with 4 callers +10% (broker CPU per
+/// call 168 → 135 µs), 16 callers +3%, casts and notifications with 16
+/// senders +3–5%; one channel for everything cost casts and notifications
+/// 15–20%.
+const PLAIN_FILL: usize = 8;
+
+/// A shared confirm channel and the count of its publishes waiting for
+/// their confirm.
+#[derive(Default)]
+struct PlainSlot {
+    channel: Mutex<Option<Channel>>,
+    in_flight: AtomicUsize,
+}
+
+/// The index of the first channel with fewer than [`PLAIN_FILL`]
+/// unconfirmed publishes (`in_flight`, one count per channel), else of the
+/// least busy one.
+fn fill_first(in_flight: impl Iterator<Item = usize>) -> usize {
+    let mut best = (0, usize::MAX);
+    for (i, n) in in_flight.enumerate() {
+        if n < PLAIN_FILL {
+            return i;
+        }
+        if n < best.1 {
+            best = (i, n);
+        }
+    }
+    best.0
+}
+
+/// Counts one publish as unconfirmed while it lives.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// An exchange to declare before publishing.
 #[derive(Debug, Clone)]
@@ -123,10 +178,9 @@ enum Failure {
 struct PubConn {
     conn: Connection,
     label: String,
-    plain: Vec<Mutex<Option<Channel>>>,
+    plain: Vec<PlainSlot>,
     mandatory: Vec<tokio::sync::Mutex<Option<Channel>>>,
     reply: Mutex<Option<Channel>>,
-    next_plain: AtomicUsize,
     next_mandatory: AtomicUsize,
     declare_channel: tokio::sync::Mutex<Option<Channel>>,
     declared: Mutex<HashSet<String>>,
@@ -159,9 +213,14 @@ impl PubConn {
         Ok(ch)
     }
 
-    async fn plain_channel(&self) -> std::result::Result<Channel, lapin::Error> {
-        let i = self.next_plain.fetch_add(1, Ordering::Relaxed) % self.plain.len();
-        self.shared_channel(&self.plain[i]).await
+    /// The plain channel to publish on (see [`fill_first`]).
+    fn plain_slot(&self) -> &PlainSlot {
+        let i = fill_first(
+            self.plain
+                .iter()
+                .map(|s| s.in_flight.load(Ordering::Relaxed)),
+        );
+        &self.plain[i]
     }
 
     /// The channel in `slot`, opened (in confirm mode) if it is missing or
@@ -237,10 +296,11 @@ impl Publisher {
         let pc = Arc::new(PubConn {
             conn,
             label,
-            plain: (0..size.min(4)).map(|_| Mutex::new(None)).collect(),
+            plain: (0..size.min(PLAIN_CHANNELS))
+                .map(|_| PlainSlot::default())
+                .collect(),
             mandatory: (0..size).map(|_| tokio::sync::Mutex::new(None)).collect(),
             reply: Mutex::new(None),
-            next_plain: AtomicUsize::new(0),
             next_mandatory: AtomicUsize::new(0),
             declare_channel: tokio::sync::Mutex::new(None),
             declared: Mutex::new(HashSet::new()),
@@ -377,12 +437,16 @@ impl Publisher {
             drop(guard);
             c
         } else {
-            let ch = if out.routing == Routing::Pipelined {
-                pc.shared_channel(&pc.reply).await
+            let (slot, _in_flight) = if out.routing == Routing::Pipelined {
+                (&pc.reply, None)
             } else {
-                pc.plain_channel().await
-            }
-            .map_err(|e| self.classify(pc, out.exchange, e))?;
+                let slot = pc.plain_slot();
+                (&slot.channel, Some(InFlight::new(&slot.in_flight)))
+            };
+            let ch = pc
+                .shared_channel(slot)
+                .await
+                .map_err(|e| self.classify(pc, out.exchange, e))?;
             let confirm = ch
                 .basic_publish(
                     exchange,
@@ -609,6 +673,20 @@ mod tests {
             r,
             Err(Failure::Fatal(Error::MessageUndeliverable { ref routing_key, .. })) if routing_key == "reply_a"
         )
+    }
+
+    #[test]
+    fn plain_channels_fill_one_at_a_time() {
+        let pick = |counts: &[usize]| fill_first(counts.iter().copied());
+        assert_eq!(pick(&[0, 0, 0, 0]), 0);
+        assert_eq!(pick(&[PLAIN_FILL - 1, 0, 0, 0]), 0);
+        assert_eq!(pick(&[PLAIN_FILL, 0, 0, 0]), 1);
+        assert_eq!(pick(&[PLAIN_FILL, PLAIN_FILL + 2, 3, 0]), 2);
+        // All full: the least busy.
+        let full = PLAIN_FILL;
+        assert_eq!(pick(&[full + 3, full + 1, full + 2, full + 1]), 1);
+        // One channel (rpc_conn_pool_size = 1).
+        assert_eq!(pick(&[full + 9]), 0);
     }
 
     #[test]
