@@ -464,10 +464,22 @@ impl Publisher {
         match confirmation {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(None),
             Confirmation::Ack(Some(returned)) => settle_return(out, returned),
-            Confirmation::Nack(_) => Err(Failure::Fatal(Error::MessageDeliveryFailure(format!(
+            Confirmation::Nack(returned) => {
+                // A nack can only report this publish's failure, so another
+                // pipelined reply's return riding on it cannot be handed
+                // back: say so rather than drop it silently (a broker nack
+                // is an internal broker error, and rare).
+                if let Some(r) =
+                    returned.filter(|r| out.routing == Routing::Pipelined && !is_own_return(out, r))
+                {
+                    tracing::warn!(routing_key = %r.delivery.routing_key,
+                        "a returned reply came back on a nacked confirm and is lost");
+                }
+                Err(Failure::Fatal(Error::MessageDeliveryFailure(format!(
                 "the broker rejected (nacked) the message to exchange {:?} with routing key {:?}",
-                out.exchange, out.routing_key
-            )))),
+                    out.exchange, out.routing_key
+                ))))
+            }
         }
     }
 
@@ -597,11 +609,9 @@ fn settle_return(
     out: &Outgoing<'_>,
     returned: BasicReturnMessage,
 ) -> std::result::Result<Option<Returned>, Failure> {
-    let ours = returned.delivery.routing_key.as_str() == out.routing_key
-        && returned.delivery.data == out.body;
     match out.routing {
         Routing::Drop => Ok(None),
-        Routing::Pipelined if !ours => {
+        Routing::Pipelined if !is_own_return(out, &returned) => {
             tracing::debug!(routing_key = %returned.delivery.routing_key,
                 "another pipelined message was returned on this confirm; handing it back");
             let delivery = returned.delivery;
@@ -620,6 +630,11 @@ fn settle_return(
             }))
         }
     }
+}
+
+/// Whether `returned` is `out`'s own message (same routing key and body).
+fn is_own_return(out: &Outgoing<'_>, returned: &BasicReturnMessage) -> bool {
+    returned.delivery.routing_key.as_str() == out.routing_key && returned.delivery.data == out.body
 }
 
 fn exchange_key(name: &str) -> String {
