@@ -3,7 +3,7 @@
 
 use crate::codec::{self, short_string, MSG_ID, REPLY_Q, TIMEOUT, UNIQUE_ID};
 use crate::connect::{Connector, DRIVER};
-use crate::consumer::{ConsumeSpec, ConsumerHandle, QueueSpec, Sink};
+use crate::consumer::{ConsumeSpec, ConsumerHandle, Deliveries, QueueSpec};
 use crate::options::{Compression, RabbitOptions};
 use crate::publisher::{ExchangeDecl, Outgoing, Publisher, QueueDecl, Returned, Routing};
 use crate::qmanager::QueueManager;
@@ -156,12 +156,14 @@ impl Inner {
                     no_ack: true,
                     consumer_arguments: self.opts.consumer_arguments(),
                 };
+                let (handle, mut deliveries) =
+                    ConsumerHandle::start(self.connector.clone(), spec).await?;
                 let t = table.clone();
-                let sink: Sink = Box::new(move |d: Delivery, _| {
-                    t.dispatch(&d);
-                    true
+                tokio::spawn(async move {
+                    while let Some((d, _)) = deliveries.next().await {
+                        t.dispatch(&d);
+                    }
                 });
-                let handle = ConsumerHandle::start(self.connector.clone(), spec, sink).await?;
                 Ok::<_, Error>(ReplyConsumer { table, handle })
             })
             .await
@@ -648,7 +650,7 @@ fn redeliver(shared: Arc<ListenerShared>, returned: Returned) {
 
 /// A subscription of an RPC server or a notification listener.
 struct RabbitListener {
-    rx: mpsc::UnboundedReceiver<(Delivery, usize)>,
+    deliveries: Deliveries,
     handle: ConsumerHandle,
     kind: ListenerKind,
     shared: Arc<ListenerShared>,
@@ -662,11 +664,9 @@ impl RabbitListener {
         kind: ListenerKind,
         delete_on_cleanup: Option<String>,
     ) -> Result<Self> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let sink: Sink = Box::new(move |d, i| tx.send((d, i)).is_ok());
-        let handle = ConsumerHandle::start(inner.connector.clone(), spec, sink).await?;
+        let (handle, deliveries) = ConsumerHandle::start(inner.connector.clone(), spec).await?;
         Ok(RabbitListener {
-            rx,
+            deliveries,
             handle,
             kind,
             shared: Arc::new(ListenerShared {
@@ -683,7 +683,11 @@ impl RabbitListener {
     }
 
     /// Decodes one delivery; `Ok(None)` for a duplicate (acknowledged and skipped).
-    async fn decode(&self, d: Delivery) -> Result<Option<IncomingMessage>> {
+    async fn decode(
+        shared: &Arc<ListenerShared>,
+        kind: ListenerKind,
+        d: Delivery,
+    ) -> Result<Option<IncomingMessage>> {
         let split = match codec::decode_request(&d.properties, &d.data) {
             Ok(m) => m,
             Err(e) => {
@@ -701,18 +705,18 @@ impl RabbitListener {
         let timeout = timeout.unwrap_or(Value::Null);
         let unique_id = codec::string(unique_id);
         if let Some(u) = &unique_id {
-            if self.shared.seen(u) {
+            if shared.seen(u) {
                 tracing::debug!(unique_id = %u, "duplicate message dropped");
                 let _ = d.acker.ack(BasicAckOptions::default()).await;
                 return Ok(None);
             }
-            if self.kind == ListenerKind::Rpc {
-                self.shared.remember(u);
+            if kind == ListenerKind::Rpc {
+                shared.remember(u);
             }
         }
         let client_timeout = timeout.as_f64();
         ctxt.insert("client_timeout".into(), timeout);
-        let reply = match (self.kind, &msg_id, reply_q) {
+        let reply = match (kind, &msg_id, reply_q) {
             (ListenerKind::Rpc, Some(id), Some(q)) => Some((q, id.clone())),
             (ListenerKind::Rpc, Some(_), None) => {
                 tracing::warn!("call without _reply_q; its reply will be dropped");
@@ -722,13 +726,13 @@ impl RabbitListener {
         };
         let handle = RabbitHandle {
             acker: d.acker,
-            kind: self.kind,
+            kind,
             reply,
             unique_id: unique_id.clone(),
-            shared: self.shared.clone(),
+            shared: shared.clone(),
         };
         let mut m = IncomingMessage::new(ctxt, msg, Arc::new(handle)).with_unique_id(unique_id);
-        if self.kind == ListenerKind::Rpc {
+        if kind == ListenerKind::Rpc {
             m = m.with_msg_id(msg_id).with_client_timeout(client_timeout);
         }
         Ok(Some(m))
@@ -739,8 +743,8 @@ impl Listener for RabbitListener {
     fn next(&mut self) -> BoxFuture<'_, Option<Result<IncomingMessage>>> {
         Box::pin(async move {
             loop {
-                let (d, _) = self.rx.recv().await?;
-                match self.decode(d).await {
+                let (d, _) = self.deliveries.next().await?;
+                match Self::decode(&self.shared, self.kind, d).await {
                     Ok(Some(m)) => return Some(Ok(m)),
                     Ok(None) => continue,
                     Err(e) => return Some(Err(e)),
