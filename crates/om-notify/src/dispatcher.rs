@@ -9,6 +9,7 @@ use futures_util::FutureExt;
 use om_driver_api::om_core::{
     Context, DynSerializer, JsonObject, NoOpSerializer, Priority, Result, Value,
 };
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -58,14 +59,23 @@ fn extract(
     serializer: &DynSerializer,
     priority: Priority,
     ctxt: JsonObject,
-    message: &JsonObject,
+    message: Cow<'_, JsonObject>,
 ) -> Result<Extracted> {
     let ctxt = serializer.deserialize_context(Context(ctxt))?;
-    let raw_publisher_id = message.get("publisher_id").cloned().unwrap_or(Value::Null);
-    let raw_event_type = message.get("event_type").cloned().unwrap_or(Value::Null);
-    let message_id = message.get("message_id").cloned().unwrap_or(Value::Null);
-    let timestamp = message.get("timestamp").cloned().unwrap_or(Value::Null);
-    let payload = message.get("payload").cloned().unwrap_or(Value::Null);
+    // Moved out of a message we own (the listener's), copied from a borrowed one.
+    let mut message = message;
+    let mut take = |key: &str| {
+        match &mut message {
+            Cow::Owned(m) => m.swap_remove(key),
+            Cow::Borrowed(m) => m.get(key).cloned(),
+        }
+        .unwrap_or(Value::Null)
+    };
+    let raw_publisher_id = take("publisher_id");
+    let raw_event_type = take("event_type");
+    let message_id = take("message_id");
+    let timestamp = take("timestamp");
+    let payload = take("payload");
     let payload = serializer.deserialize_entity(&ctxt, payload)?;
     let metadata = Metadata {
         message_id: message_id.as_str().map(str::to_owned),
@@ -176,7 +186,25 @@ impl NotificationDispatcher {
     ///
     /// A serializer failure on the context or payload counts as requeue.
     pub async fn dispatch(&self, ctxt: JsonObject, message: &JsonObject) -> NotificationResult {
-        let Some(raw) = raw_priority(message) else {
+        self.dispatch_cow(ctxt, Cow::Borrowed(message)).await
+    }
+
+    /// [`NotificationDispatcher::dispatch`] of a message the caller no
+    /// longer needs: its payload is moved, not copied.
+    pub(crate) async fn dispatch_owned(
+        &self,
+        ctxt: JsonObject,
+        message: JsonObject,
+    ) -> NotificationResult {
+        self.dispatch_cow(ctxt, Cow::Owned(message)).await
+    }
+
+    async fn dispatch_cow(
+        &self,
+        ctxt: JsonObject,
+        message: Cow<'_, JsonObject>,
+    ) -> NotificationResult {
+        let Some(raw) = raw_priority(&message) else {
             tracing::warn!(priority = ?message.get("priority"), "Unknown priority");
             return NotificationResult::Handled;
         };
@@ -279,7 +307,7 @@ impl BatchNotificationDispatcher {
                 tracing::warn!(priority = raw.as_str(), "Unknown priority \"{raw}\"");
                 continue;
             };
-            match extract(&self.serializer, priority, ctxt, message) {
+            match extract(&self.serializer, priority, ctxt, Cow::Borrowed(message)) {
                 Ok(x) => groups.entry(raw).or_default().push((i, x)),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot deserialize notification; counts as requeue");

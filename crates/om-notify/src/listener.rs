@@ -634,7 +634,8 @@ async fn process_one(
     allow_requeue: bool,
 ) {
     let ctxt = std::mem::take(&mut msg.ctxt);
-    let result = dispatcher.dispatch(ctxt, &msg.message).await;
+    let message = std::mem::take(&mut msg.message);
+    let result = dispatcher.dispatch_owned(ctxt, message).await;
     settle(&msg, result == NotificationResult::Requeue && allow_requeue).await;
 }
 

@@ -11,6 +11,7 @@ use om_driver_api::om_core::{
 };
 use om_driver_api::{Notification, Retry, Transport};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -118,17 +119,19 @@ pub enum ContextPolicy {
 }
 
 impl ContextPolicy {
-    fn apply(self, ctxt: &Context) -> Context {
+    /// The context to send; copied only when the policy changes it.
+    fn apply(self, ctxt: &Context) -> Cow<'_, Context> {
         match self {
-            ContextPolicy::AsGiven => ctxt.clone(),
-            ContextPolicy::Empty => Context::new(),
-            ContextPolicy::Redacted => {
-                let mut c = ctxt.clone();
-                if let Some(v) = c.0.get_mut("auth_token") {
-                    *v = Value::Null;
+            ContextPolicy::AsGiven => Cow::Borrowed(ctxt),
+            ContextPolicy::Empty => Cow::Owned(Context::new()),
+            ContextPolicy::Redacted => match ctxt.0.get("auth_token") {
+                Some(v) if !v.is_null() => {
+                    let mut c = ctxt.clone();
+                    c.0.insert("auth_token".into(), Value::Null);
+                    Cow::Owned(c)
                 }
-                c
-            }
+                _ => Cow::Borrowed(ctxt),
+            },
         }
     }
 }
@@ -632,16 +635,20 @@ impl Notifier {
         ctxt: JsonObject,
         message: JsonObject,
     ) -> Result<()> {
+        let (mut ctxt, mut message) = (ctxt, message);
         let mut first_error: Option<Error> = None;
-        for driver in &self.shared.drivers {
+        let drivers = self.shared.drivers.len();
+        for (i, driver) in self.shared.drivers.iter().enumerate() {
+            // The last driver may have the message itself, not a copy.
+            let last = i + 1 == drivers;
             let res = match driver {
                 NotifierDriver::MessagingV2 => {
-                    self.send_transport(Format::V2, priority, &ctxt, &message)
-                        .await
+                    let (c, m) = hand_over(&mut ctxt, &mut message, last);
+                    self.send_transport(Format::V2, priority, c, m).await
                 }
                 NotifierDriver::Messaging => {
-                    self.send_transport(Format::V1, priority, &ctxt, &message)
-                        .await
+                    let (c, m) = hand_over(&mut ctxt, &mut message, last);
+                    self.send_transport(Format::V1, priority, c, m).await
                 }
                 NotifierDriver::Log => {
                     log_notification(priority, &message);
@@ -680,12 +687,22 @@ impl Notifier {
             tracing::debug!(event_type, driver = target.name(), "routing notification");
             let res = match target {
                 RouteDriver::MessagingV2 => {
-                    self.send_transport(Format::V2, priority, ctxt, message)
-                        .await
+                    self.send_transport(
+                        Format::V2,
+                        priority,
+                        Cow::Borrowed(ctxt),
+                        Cow::Borrowed(message),
+                    )
+                    .await
                 }
                 RouteDriver::Messaging => {
-                    self.send_transport(Format::V1, priority, ctxt, message)
-                        .await
+                    self.send_transport(
+                        Format::V1,
+                        priority,
+                        Cow::Borrowed(ctxt),
+                        Cow::Borrowed(message),
+                    )
+                    .await
                 }
                 RouteDriver::Log => {
                     log_notification(priority, message);
@@ -720,15 +737,26 @@ impl Notifier {
         &self,
         format: Format,
         priority: Priority,
-        ctxt: &JsonObject,
-        message: &JsonObject,
+        ctxt: Cow<'_, JsonObject>,
+        message: Cow<'_, JsonObject>,
     ) -> Result<()> {
         let driver = self.shared.transport.driver();
         let mut first_error = None;
-        for topic in self.topics.iter() {
+        let mut both = Some((ctxt, message));
+        let topics = self.topics.len();
+        for (i, topic) in self.topics.iter().enumerate() {
             let target = Target::new(format!("{topic}.{}", priority.as_lower()));
-            let notification = Notification::new(target, message.clone(), format)
-                .with_context(ctxt.clone())
+            // Copies for all topics but the last, which takes the original.
+            let (ctxt, message) = match (i + 1 == topics, &both) {
+                (true, _) => match both.take() {
+                    Some((c, m)) => (c.into_owned(), m.into_owned()),
+                    None => break,
+                },
+                (false, Some((c, m))) => ((**c).clone(), (**m).clone()),
+                (false, None) => break,
+            };
+            let notification = Notification::new(target, message, format)
+                .with_context(ctxt)
                 .with_retry(self.retry);
             if let Err(e) = driver.send_notification(notification).await {
                 tracing::error!(
@@ -742,6 +770,23 @@ impl Notifier {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// The context and message for one notifier driver: the originals for the
+/// last one (they are not needed afterwards), borrowed for the others.
+fn hand_over<'a>(
+    ctxt: &'a mut JsonObject,
+    message: &'a mut JsonObject,
+    last: bool,
+) -> (Cow<'a, JsonObject>, Cow<'a, JsonObject>) {
+    if last {
+        (
+            Cow::Owned(std::mem::take(ctxt)),
+            Cow::Owned(std::mem::take(message)),
+        )
+    } else {
+        (Cow::Borrowed(ctxt), Cow::Borrowed(message))
     }
 }
 
@@ -878,9 +923,12 @@ mod tests {
             Some(&Value::Null)
         );
         assert_eq!(ContextPolicy::Redacted.apply(&c).get_str("user"), Some("u"));
-        assert_eq!(ContextPolicy::AsGiven.apply(&c), c);
+        assert!(matches!(ContextPolicy::AsGiven.apply(&c), Cow::Borrowed(b) if *b == c));
         assert!(ContextPolicy::Empty.apply(&c).is_empty());
+        // Nothing to redact: the context is sent as it is, not copied.
         let no_token = Context::new().with("user", "u");
-        assert_eq!(ContextPolicy::Redacted.apply(&no_token), no_token);
+        assert!(
+            matches!(ContextPolicy::Redacted.apply(&no_token), Cow::Borrowed(b) if *b == no_token)
+        );
     }
 }
