@@ -590,15 +590,17 @@ impl ListenerShared {
 
     /// Delivers a reply, publishing it again while its queue is missing,
     /// for up to `kombu_missing_consumer_retry_timeout`; then marks the
-    /// queue obsolete and drops the reply, as oslo does.
+    /// queue obsolete and drops the reply, as oslo does. `msg_id` (the
+    /// call's) is for the logs.
     async fn deliver_reply(
         self: &Arc<Self>,
         reply_q: &str,
+        msg_id: &str,
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<()> {
         if !self.reply_q_valid(reply_q) {
-            tracing::warn!(reply_q = %reply_q, "reply queue doesn't exist, reply dropped");
+            tracing::warn!(reply_q = %reply_q, msg_id = %msg_id, "reply queue doesn't exist, reply dropped");
             return Ok(());
         }
         let started = Instant::now();
@@ -608,12 +610,12 @@ impl ListenerShared {
                 Err(Error::MessageUndeliverable { .. }) => {
                     if started.elapsed() >= self.missing_reply_timeout {
                         self.mark_obsolete(reply_q);
-                        tracing::error!(reply_q = %reply_q,
+                        tracing::error!(reply_q = %reply_q, msg_id = %msg_id,
                             "the reply failed to send after {:?} due to a missing queue; abandoning",
                             self.missing_reply_timeout);
                         return Ok(());
                     }
-                    tracing::debug!(reply_q = %reply_q, "reply queue missing, retrying");
+                    tracing::debug!(reply_q = %reply_q, msg_id = %msg_id, "reply queue missing, retrying");
                     tokio::time::sleep(REPLY_RETRY_PAUSE).await;
                 }
                 Err(e) => return Err(e),
@@ -641,8 +643,17 @@ fn redeliver(shared: Arc<ListenerShared>, returned: Returned) {
             body,
             properties,
         } = returned;
-        if let Err(e) = shared.deliver_reply(&routing_key, &body, properties).await {
-            tracing::warn!(reply_q = %routing_key, error = %e, "a returned reply could not be delivered again");
+        // Known here only by its bytes: its msg_id is read back for the logs.
+        let msg_id = match codec::decode_reply(&properties, &body) {
+            Ok(Some((id, _))) => id,
+            _ => "(unknown)".to_owned(),
+        };
+        if let Err(e) = shared
+            .deliver_reply(&routing_key, &msg_id, &body, properties)
+            .await
+        {
+            tracing::warn!(reply_q = %routing_key, msg_id = %msg_id, error = %e,
+                "a returned reply could not be delivered again");
         }
     });
     tokio::spawn(task);
@@ -842,7 +853,10 @@ impl IncomingHandle for RabbitHandle {
     fn reply(&self, reply: std::result::Result<Value, RemoteError>) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
             let (reply_q, body, properties) = self.reply_message(Some(&reply), "replied to")?;
-            self.shared.deliver_reply(reply_q, &body, properties).await
+            let msg_id = self.reply.as_ref().map_or("", |(_, id)| id.as_str());
+            self.shared
+                .deliver_reply(reply_q, msg_id, &body, properties)
+                .await
         })
     }
 

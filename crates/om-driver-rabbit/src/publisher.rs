@@ -13,7 +13,7 @@
 //!   always attributed to the right message (lapin hands returns to
 //!   whichever pending confirm a `multiple` ack resolves first). There are
 //!   up to `rpc_conn_pool_size` of them (Python keeps that many pooled
-//!   connections; at most `MAX_MANDATORY_CHANNELS`), opened on first use;
+//!   connections; at most `MAX_EXACT_CHANNELS`), opened on first use;
 //! * one *reply* channel, on which `mandatory` replies are pipelined like
 //!   plain publishes. Since a return may come back on another reply's
 //!   confirm, returns are matched to their message by content: a publish
@@ -41,8 +41,9 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-/// The most mandatory-publish channels one publishing connection opens.
-pub(crate) const MAX_MANDATORY_CHANNELS: usize = 64;
+/// The most exact channels (one `mandatory` publish in flight each) one
+/// publishing connection opens.
+pub(crate) const MAX_EXACT_CHANNELS: usize = 64;
 
 /// The most plain channels one publishing connection opens.
 const PLAIN_CHANNELS: usize = 4;
@@ -179,9 +180,9 @@ struct PubConn {
     conn: Connection,
     label: String,
     plain: Vec<PlainSlot>,
-    mandatory: Vec<tokio::sync::Mutex<Option<Channel>>>,
+    exact: Vec<tokio::sync::Mutex<Option<Channel>>>,
     reply: Mutex<Option<Channel>>,
-    next_mandatory: AtomicUsize,
+    next_exact: AtomicUsize,
     declare_channel: tokio::sync::Mutex<Option<Channel>>,
     declared: Mutex<HashSet<String>>,
 }
@@ -292,16 +293,16 @@ impl Publisher {
         let (conn, label) = self.connector.connect(&self.name, retry, attempts).await?;
         let size = usize::try_from(self.connector.options().rpc_conn_pool_size)
             .unwrap_or(1)
-            .clamp(1, MAX_MANDATORY_CHANNELS);
+            .clamp(1, MAX_EXACT_CHANNELS);
         let pc = Arc::new(PubConn {
             conn,
             label,
             plain: (0..size.min(PLAIN_CHANNELS))
                 .map(|_| PlainSlot::default())
                 .collect(),
-            mandatory: (0..size).map(|_| tokio::sync::Mutex::new(None)).collect(),
+            exact: (0..size).map(|_| tokio::sync::Mutex::new(None)).collect(),
             reply: Mutex::new(None),
-            next_mandatory: AtomicUsize::new(0),
+            next_exact: AtomicUsize::new(0),
             declare_channel: tokio::sync::Mutex::new(None),
             declared: Mutex::new(HashSet::new()),
         });
@@ -397,18 +398,18 @@ impl Publisher {
             immediate: false,
         };
         let confirmation = if out.routing == Routing::Exact {
-            let n = pc.mandatory.len();
-            let start = pc.next_mandatory.fetch_add(1, Ordering::Relaxed);
+            let n = pc.exact.len();
+            let start = pc.next_exact.fetch_add(1, Ordering::Relaxed);
             let mut guard = None;
             for k in 0..n {
-                if let Ok(g) = pc.mandatory[(start + k) % n].try_lock() {
+                if let Ok(g) = pc.exact[(start + k) % n].try_lock() {
                     guard = Some(g);
                     break;
                 }
             }
             let mut guard = match guard {
                 Some(g) => g,
-                None => pc.mandatory[start % n].lock().await,
+                None => pc.exact[start % n].lock().await,
             };
             let ch = match guard.as_ref().filter(|c| c.status().connected()) {
                 Some(c) => c.clone(),
