@@ -642,13 +642,14 @@ impl Notifier {
             // The last driver may have the message itself, not a copy.
             let last = i + 1 == drivers;
             let res = match driver {
-                NotifierDriver::MessagingV2 => {
+                NotifierDriver::MessagingV2 | NotifierDriver::Messaging => {
+                    let format = if matches!(driver, NotifierDriver::MessagingV2) {
+                        Format::V2
+                    } else {
+                        Format::V1
+                    };
                     let (c, m) = hand_over(&mut ctxt, &mut message, last);
-                    self.send_transport(Format::V2, priority, c, m).await
-                }
-                NotifierDriver::Messaging => {
-                    let (c, m) = hand_over(&mut ctxt, &mut message, last);
-                    self.send_transport(Format::V1, priority, c, m).await
+                    self.send_transport(format, priority, c, m).await
                 }
                 NotifierDriver::Log => {
                     log_notification(priority, &message);
@@ -686,23 +687,14 @@ impl Notifier {
         for target in cfg.drivers_for(event_type, priority) {
             tracing::debug!(event_type, driver = target.name(), "routing notification");
             let res = match target {
-                RouteDriver::MessagingV2 => {
-                    self.send_transport(
-                        Format::V2,
-                        priority,
-                        Cow::Borrowed(ctxt),
-                        Cow::Borrowed(message),
-                    )
-                    .await
-                }
-                RouteDriver::Messaging => {
-                    self.send_transport(
-                        Format::V1,
-                        priority,
-                        Cow::Borrowed(ctxt),
-                        Cow::Borrowed(message),
-                    )
-                    .await
+                RouteDriver::MessagingV2 | RouteDriver::Messaging => {
+                    let format = if matches!(target, RouteDriver::MessagingV2) {
+                        Format::V2
+                    } else {
+                        Format::V1
+                    };
+                    let (c, m) = (Cow::Borrowed(ctxt), Cow::Borrowed(message));
+                    self.send_transport(format, priority, c, m).await
                 }
                 RouteDriver::Log => {
                     log_notification(priority, message);
