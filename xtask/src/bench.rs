@@ -1043,6 +1043,12 @@ impl Report<'_> {
             );
         }
 
+        let _ = writeln!(
+            s,
+            "\nWhere om's time goes against the raw clients, measured stage by stage: \
+             [performance-analysis.md](performance-analysis.md)."
+        );
+
         // Method.
         let _ = writeln!(s, "\n## Method\n");
         for (k, v) in self.env {
