@@ -6,7 +6,7 @@ use crate::listener::{self, KafkaListener, Shared, ThreadSettings};
 use crate::options::{self, AutoOffsetReset, Endpoint, KafkaOptions};
 use om_driver_api::om_core::{Error, Priority, Result, Target};
 use om_driver_api::{
-    Capabilities, Driver, DriverConfig, ListenOptions, Listener, Notification, ReplyStream,
+    Capabilities, Driver, DriverConfig, ListenOptions, Listener, Notification, ReplyStream, Retry,
     RpcRequest,
 };
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -293,6 +293,55 @@ impl KafkaDriver {
 }
 
 /// Whether a failed delivery may succeed when tried again.
+/// `wait_for_delivery = false`: hands the record to librdkafka and returns,
+/// as Python's driver does; a full queue is waited out (bounded by
+/// `retry`: each second of a full queue counts as one attempt). The
+/// delivery report is awaited in the background, and a
+/// record that is lost then is logged, as it cannot be reported any more.
+async fn queue_only(
+    producer: &FutureProducer<LogContext>,
+    topic: &str,
+    value: &[u8],
+    retry: Retry,
+) -> Result<()> {
+    let mut full: u32 = 0;
+    loop {
+        let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(topic).payload(value);
+        match producer.send_result(record) {
+            Ok(delivery) => {
+                let topic = topic.to_owned();
+                tokio::spawn(async move {
+                    match delivery.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err((e, _))) => tracing::error!(topic = %topic, error = %describe(&e),
+                            "a queued notification was not delivered and is lost"),
+                        Err(_) => tracing::error!(topic = %topic,
+                            "a queued notification's delivery report never came (producer closed); it may be lost"),
+                    }
+                });
+                return Ok(());
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                // librdkafka's queue is full: let it drain, as Python's
+                // driver does on BufferError.
+                full += 1;
+                if !retry.allows(full / 100) {
+                    return Err(Error::MessageDeliveryFailure(format!(
+                        "cannot queue a notification for Kafka topic {topic:?}: the producer queue stays full"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err((e, _)) => {
+                return Err(Error::MessageDeliveryFailure(format!(
+                    "cannot publish to Kafka topic {topic:?}: {}",
+                    describe(&e)
+                )))
+            }
+        }
+    }
+}
+
 fn retryable(e: &KafkaError) -> bool {
     use RDKafkaErrorCode as C;
     match e.rdkafka_error_code() {
@@ -346,6 +395,11 @@ impl Driver for KafkaDriver {
         )?;
         let producer = self.producer()?;
         let span = tracing::debug_span!("kafka.notify", topic = %topic);
+        if !self.options.wait_for_delivery {
+            return queue_only(&producer, &topic, &value, notification.retry)
+                .instrument(span)
+                .await;
+        }
         async {
             let mut failures: u32 = 0;
             loop {

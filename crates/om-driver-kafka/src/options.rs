@@ -43,6 +43,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
     "topic_replication_factor",
     "listener_join_timeout",
     "max_message_bytes",
+    "wait_for_delivery",
 ];
 
 /// `compression_codec`: how the producer compresses record batches.
@@ -214,6 +215,13 @@ pub struct KafkaOptions {
     /// `message.max.bytes` / the topic's `max.message.bytes`, 1 MiB by
     /// default), which still applies.
     pub max_message_bytes: u32,
+    /// *om* `wait_for_delivery` (true): a notification's send returns once
+    /// the broker acknowledged the record (its delivery report), and a
+    /// record that cannot be delivered is an error of the send. `false`
+    /// does what Python's driver does: the send returns once librdkafka
+    /// has queued the record, and a record lost after that is only logged
+    /// (error). Far higher throughput for one sender, weaker guarantee.
+    pub wait_for_delivery: bool,
 }
 
 impl Default for KafkaOptions {
@@ -242,6 +250,7 @@ impl Default for KafkaOptions {
             topic_replication_factor: -1,
             listener_join_timeout: Duration::from_secs(30),
             max_message_bytes: 16 * 1024 * 1024,
+            wait_for_delivery: true,
         }
     }
 }
@@ -277,6 +286,7 @@ impl fmt::Debug for KafkaOptions {
             .field("topic_partitions", &self.topic_partitions)
             .field("topic_replication_factor", &self.topic_replication_factor)
             .field("listener_join_timeout", &self.listener_join_timeout)
+            .field("wait_for_delivery", &self.wait_for_delivery)
             .field("max_message_bytes", &self.max_message_bytes)
             .finish()
     }
@@ -435,6 +445,7 @@ impl KafkaOptions {
                 }
                 "listener_join_timeout" => o.listener_join_timeout = parse_seconds(k, raw)?,
                 "max_message_bytes" => o.max_message_bytes = parse_u32(k, raw, 1000)?,
+                "wait_for_delivery" => o.wait_for_delivery = parse_bool(k, raw)?,
                 _ => {
                     return Err(Error::Configuration(format!(
                         "[{GROUP}] unknown option {key:?}; the kafka driver knows: {}",

@@ -360,6 +360,38 @@ async fn virtual_host_is_appended_by_the_producer_only() {
     vhost.cleanup().await;
 }
 
+#[tokio::test]
+async fn wait_for_delivery_defaults_to_true_and_parses() {
+    assert!(
+        driver("kafka://127.0.0.1:9092/", &[])
+            .expect("driver")
+            .options()
+            .wait_for_delivery
+    );
+    let d = driver("kafka://127.0.0.1:9092/?wait_for_delivery=false", &[]).expect("driver");
+    assert!(!d.options().wait_for_delivery);
+    let e = driver("kafka://127.0.0.1:9092/", &[("wait_for_delivery", "maybe")]).unwrap_err();
+    assert!(e.to_string().contains("wait_for_delivery"), "{e}");
+}
+
+/// `wait_for_delivery = false` (Python's way): sends return once queued,
+/// and every queued record still arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_sends_without_delivery_wait_all_arrive() {
+    let Some(url) = kafka_url() else { return };
+    let t = transport(&url, &[("wait_for_delivery", "false")]).await;
+    let topic = unique("queued");
+    let mut l = listen(&t, &topic, &[Priority::Info], Some(&unique("queued-pool"))).await;
+    const N: i64 = 200;
+    for n in 0..N {
+        notify(&t, &topic, Priority::Info, json!({ "n": n })).await;
+    }
+    let got = collect(&mut l, N as usize, JOIN).await;
+    assert_eq!(numbers(&got), (0..N).collect::<Vec<_>>());
+    l.cleanup().await.expect("cleanup");
+    t.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listener_gets_the_context_object_without_client_timeout() {
     let Some(url) = kafka_url() else { return };
