@@ -41,7 +41,9 @@
 //! `create_topics`, `topic_partitions`, `topic_replication_factor`,
 //! `listener_join_timeout` (see below) and `max_message_bytes` (the
 //! producer's `message.max.bytes`, 16 MiB instead of librdkafka's 1 MB, so
-//! large notifications are limited by the broker only). Any other key, or a value of the
+//! large notifications are limited by the broker only) and
+//! `wait_for_delivery` (true; false returns from a send once the record is
+//! queued, as Python does). Any other key, or a value of the
 //! wrong type or outside the choices, fails `Transport` creation with a
 //! `Configuration` error naming the key. Two small departures from Python's
 //! property list, without effect on the wire: `sasl.mechanism` is set only
