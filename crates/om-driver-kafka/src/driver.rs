@@ -292,7 +292,6 @@ impl KafkaDriver {
     }
 }
 
-/// Whether a failed delivery may succeed when tried again.
 /// `wait_for_delivery = false`: hands the record to librdkafka and returns,
 /// as Python's driver does; a full queue is waited out (bounded by
 /// `retry`: each second of a full queue counts as one attempt). The
@@ -342,6 +341,7 @@ async fn queue_only(
     }
 }
 
+/// Whether a failed delivery may succeed when tried again.
 fn retryable(e: &KafkaError) -> bool {
     use RDKafkaErrorCode as C;
     match e.rdkafka_error_code() {
