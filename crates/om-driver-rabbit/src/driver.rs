@@ -791,14 +791,14 @@ struct RabbitHandle {
 }
 
 impl RabbitHandle {
-    /// The reply queue, body and properties of a reply (`None`: a
-    /// heartbeat) to this call; `what` names the operation in the error
-    /// for a message that is not a call.
+    /// The reply queue, the call's msg_id, and the body and properties of
+    /// a reply (`None`: a heartbeat) to this call; `what` names the
+    /// operation in the error for a message that is not a call.
     fn reply_message(
         &self,
         reply: Option<&std::result::Result<Value, RemoteError>>,
         what: &str,
-    ) -> Result<(&str, Vec<u8>, BasicProperties)> {
+    ) -> Result<(&str, &str, Vec<u8>, BasicProperties)> {
         let Some((reply_q, msg_id)) = &self.reply else {
             return Err(Error::Messaging(format!("this message cannot be {what}")));
         };
@@ -806,6 +806,7 @@ impl RabbitHandle {
         short_string("reply queue", reply_q)?;
         Ok((
             reply_q,
+            msg_id,
             body,
             codec::properties(None, self.shared.compression),
         ))
@@ -852,8 +853,8 @@ impl IncomingHandle for RabbitHandle {
 
     fn reply(&self, reply: std::result::Result<Value, RemoteError>) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let (reply_q, body, properties) = self.reply_message(Some(&reply), "replied to")?;
-            let msg_id = self.reply.as_ref().map_or("", |(_, id)| id.as_str());
+            let (reply_q, msg_id, body, properties) =
+                self.reply_message(Some(&reply), "replied to")?;
             self.shared
                 .deliver_reply(reply_q, msg_id, &body, properties)
                 .await
@@ -862,7 +863,7 @@ impl IncomingHandle for RabbitHandle {
 
     fn heartbeat(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let (reply_q, body, properties) = self.reply_message(None, "heartbeated")?;
+            let (reply_q, _, body, properties) = self.reply_message(None, "heartbeated")?;
             match self.shared.publish_reply(reply_q, &body, properties).await {
                 Err(Error::MessageUndeliverable { .. }) => Err(Error::MessageDeliveryFailure(
                     "Heartbeat send failed. Missing queue".into(),
