@@ -36,16 +36,7 @@ async fn tap(
     .await
     .expect("exchange");
     let q = format!("tap_{}", uniq());
-    ch.queue_declare(
-        q.as_str().into(),
-        QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("queue");
+    let consumer = consumed_queue(ch, &q).await;
     ch.queue_bind(
         q.as_str().into(),
         exchange.into(),
@@ -55,17 +46,7 @@ async fn tap(
     )
     .await
     .expect("bind");
-    ch.basic_consume(
-        q.as_str().into(),
-        "".into(),
-        BasicConsumeOptions {
-            no_ack: true,
-            ..Default::default()
-        },
-        FieldTable::default(),
-    )
-    .await
-    .expect("consume")
+    consumer
 }
 
 async fn next_delivery(c: &mut Consumer) -> lapin::message::Delivery {
@@ -141,9 +122,9 @@ async fn server_side(url: &str, prefix: &str) -> ServerSide {
     }
 }
 
-/// An exclusive reply queue `name`, consumed without acks, as a Python
-/// client's.
-async fn reply_queue(ch: &Channel, name: &str) -> Consumer {
+/// An exclusive queue `name`, consumed without acks (as a Python client's
+/// reply queue).
+async fn consumed_queue(ch: &Channel, name: &str) -> Consumer {
     ch.queue_declare(
         name.into(),
         QueueDeclareOptions {
@@ -330,7 +311,7 @@ async fn replies_look_like_python_and_missing_queues_are_retried() {
         mut listener,
     } = server_side(&url, "spec_srv_").await;
     let reply_q = format!("reply_{}", uniq());
-    let mut replies = reply_queue(&ch, &reply_q).await;
+    let mut replies = consumed_queue(&ch, &reply_q).await;
     let request = |msg_id: &str, reply_q: &str| {
         call_body(
             msg_id,
@@ -635,7 +616,7 @@ async fn returned_replies_never_cost_another_reply() {
         mut listener,
     } = server_side(&url, "spec_pipe_").await;
     let live = format!("reply_{}", uniq());
-    let mut replies = reply_queue(&ch, &live).await;
+    let mut replies = consumed_queue(&ch, &live).await;
     let gone = format!("reply_{}", uniq());
     const N: usize = 40;
     for i in 0..N {
