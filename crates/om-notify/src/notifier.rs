@@ -648,7 +648,8 @@ impl Notifier {
                     } else {
                         Format::V1
                     };
-                    let (c, m) = hand_over(&mut ctxt, &mut message, last);
+                    let c = copy_unless_last(&mut ctxt, last);
+                    let m = copy_unless_last(&mut message, last);
                     self.send_transport(format, priority, c, m).await
                 }
                 NotifierDriver::Log => {
@@ -693,8 +694,8 @@ impl Notifier {
                     } else {
                         Format::V1
                     };
-                    let (c, m) = (Cow::Borrowed(ctxt), Cow::Borrowed(message));
-                    self.send_transport(format, priority, c, m).await
+                    self.send_transport(format, priority, ctxt.clone(), message.clone())
+                        .await
                 }
                 RouteDriver::Log => {
                     log_notification(priority, message);
@@ -729,27 +730,19 @@ impl Notifier {
         &self,
         format: Format,
         priority: Priority,
-        ctxt: Cow<'_, JsonObject>,
-        message: Cow<'_, JsonObject>,
+        mut ctxt: JsonObject,
+        mut message: JsonObject,
     ) -> Result<()> {
         let driver = self.shared.transport.driver();
         let mut first_error = None;
-        let mut both = Some((ctxt, message));
         let topics = self.topics.len();
         for (i, topic) in self.topics.iter().enumerate() {
             let target = Target::new(format!("{topic}.{}", priority.as_lower()));
-            // Copies for all topics but the last, which takes the original.
-            let (ctxt, message) = match (i + 1 == topics, &both) {
-                (true, _) => match both.take() {
-                    Some((c, m)) => (c.into_owned(), m.into_owned()),
-                    None => break,
-                },
-                (false, Some((c, m))) => ((**c).clone(), (**m).clone()),
-                (false, None) => break,
-            };
-            let notification = Notification::new(target, message, format)
-                .with_context(ctxt)
-                .with_retry(self.retry);
+            let last = i + 1 == topics;
+            let notification =
+                Notification::new(target, copy_unless_last(&mut message, last), format)
+                    .with_context(copy_unless_last(&mut ctxt, last))
+                    .with_retry(self.retry);
             if let Err(e) = driver.send_notification(notification).await {
                 tracing::error!(
                     topic = topic.as_str(),
@@ -765,20 +758,13 @@ impl Notifier {
     }
 }
 
-/// The context and message for one notifier driver: the originals for the
-/// last one (they are not needed afterwards), borrowed for the others.
-fn hand_over<'a>(
-    ctxt: &'a mut JsonObject,
-    message: &'a mut JsonObject,
-    last: bool,
-) -> (Cow<'a, JsonObject>, Cow<'a, JsonObject>) {
+/// `value` itself for the last of several users (it is not needed
+/// afterwards, and is left empty), a copy for the others.
+fn copy_unless_last(value: &mut JsonObject, last: bool) -> JsonObject {
     if last {
-        (
-            Cow::Owned(std::mem::take(ctxt)),
-            Cow::Owned(std::mem::take(message)),
-        )
+        std::mem::take(value)
     } else {
-        (Cow::Borrowed(ctxt), Cow::Borrowed(message))
+        value.clone()
     }
 }
 
