@@ -54,14 +54,30 @@ pub fn encode_notification(
     ctxt: &JsonObject,
     _format: Format,
 ) -> Result<Vec<u8>> {
-    let mut inner = JsonObject::with_capacity(message.len() + 1);
-    for (k, v) in message {
-        if k != CONTEXT_KEY {
-            inner.insert(k.clone(), v.clone());
+    envelope::encode_as(&RecordOut { message, ctxt }, Format::V2)
+}
+
+/// The notification fields (any `_context` among them left out) followed
+/// by `_context`, serialized from borrowed maps.
+struct RecordOut<'a> {
+    message: &'a JsonObject,
+    ctxt: &'a JsonObject,
+}
+
+impl serde::Serialize for RecordOut<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let fields = self.message.iter().filter(|(k, _)| *k != CONTEXT_KEY);
+        let mut map = serializer.serialize_map(None)?;
+        for (k, v) in fields {
+            map.serialize_entry(k, v)?;
         }
+        map.serialize_entry(CONTEXT_KEY, self.ctxt)?;
+        map.end()
     }
-    inner.insert(CONTEXT_KEY.into(), Value::Object(ctxt.clone()));
-    envelope::encode(&inner, Format::V2)
 }
 
 /// Decodes a record value into `(context, message)`: JSON, enveloped or
