@@ -14,7 +14,11 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::message::Message;
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, FutureProducer, FutureRecord, Producer as _, ProducerContext,
+    ThreadedProducer,
+};
 use rdkafka::util::Timeout;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -47,6 +51,52 @@ impl ClientContext for LogContext {
     }
 }
 
+/// librdkafka context of the producer with `wait_for_delivery = false`:
+/// logging, and the delivery reports nobody waits for, where a lost record
+/// is logged (it can no longer be reported to the sender).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct QueuedContext;
+
+impl ClientContext for QueuedContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        LogContext.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        LogContext.error(error, reason);
+    }
+}
+
+impl ProducerContext for QueuedContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, record)) = result {
+            tracing::error!(topic = %record.topic(), error = %describe(e),
+                "a queued notification was not delivered and is lost");
+        }
+    }
+}
+
+/// The transport's producer, by `wait_for_delivery`.
+#[derive(Clone)]
+enum Producer {
+    /// Every send waits for its delivery report.
+    Waiting(FutureProducer<LogContext>),
+    /// Sends return once queued; [`QueuedContext`] reads the reports on
+    /// the producer's own thread, with no task per record.
+    Queued(Arc<ThreadedProducer<QueuedContext>>),
+}
+
+impl Producer {
+    fn flush(&self, timeout: Duration) -> rdkafka::error::KafkaResult<()> {
+        match self {
+            Producer::Waiting(p) => p.flush(Timeout::After(timeout)),
+            Producer::Queued(p) => p.flush(Timeout::After(timeout)),
+        }
+    }
+}
+
 /// The Kafka driver. Open it through a transport URL (`kafka://host:port/`)
 /// after [`crate::register`], or directly with [`KafkaDriver::new`].
 pub struct KafkaDriver {
@@ -54,7 +104,7 @@ pub struct KafkaDriver {
     endpoint: Endpoint,
     virtual_host: Option<String>,
     producer_config: ClientConfig,
-    producer: Mutex<Option<FutureProducer<LogContext>>>,
+    producer: Mutex<Option<Producer>>,
     admin: Mutex<Option<Arc<AdminClient<LogContext>>>>,
     listeners: Mutex<Vec<Weak<Shared>>>,
     closed: AtomicBool,
@@ -140,21 +190,28 @@ impl KafkaDriver {
         }
     }
 
-    fn producer(&self) -> Result<FutureProducer<LogContext>> {
+    fn producer(&self) -> Result<Producer> {
         let mut slot = lock(&self.producer);
         if let Some(p) = slot.as_ref() {
             return Ok(p.clone());
         }
-        let p: FutureProducer<LogContext> = self
-            .producer_config
-            .create_with_context(LogContext)
-            .map_err(|e| {
-                Error::transport(
-                    DRIVER_NAME,
-                    format!("cannot create the producer: {}", describe(&e)),
-                    false,
-                )
-            })?;
+        let config = &self.producer_config;
+        let created = if self.options.wait_for_delivery {
+            config
+                .create_with_context(LogContext)
+                .map(Producer::Waiting)
+        } else {
+            config
+                .create_with_context(QueuedContext)
+                .map(|p| Producer::Queued(Arc::new(p)))
+        };
+        let p = created.map_err(|e| {
+            Error::transport(
+                DRIVER_NAME,
+                format!("cannot create the producer: {}", describe(&e)),
+                false,
+            )
+        })?;
         *slot = Some(p.clone());
         Ok(p)
     }
@@ -294,30 +351,25 @@ impl KafkaDriver {
 
 /// `wait_for_delivery = false`: hands the record to librdkafka and returns,
 /// as Python's driver does; a full queue is waited out (bounded by
-/// `retry`: each second of a full queue counts as one attempt). The
-/// delivery report is awaited in the background, and a
-/// record that is lost then is logged, as it cannot be reported any more.
+/// `retry`: each second of a full queue counts as one attempt). A record
+/// lost later is logged by [`QueuedContext`], as it cannot be reported any
+/// more.
 async fn queue_only(
-    producer: &FutureProducer<LogContext>,
+    producer: &ThreadedProducer<QueuedContext>,
     topic: &str,
     value: &[u8],
     retry: Retry,
 ) -> Result<()> {
     let mut full: u32 = 0;
     loop {
-        let record: FutureRecord<'_, (), [u8]> = FutureRecord::to(topic).payload(value);
-        match producer.send_result(record) {
-            Ok(delivery) => {
-                let topic = topic.to_owned();
-                tokio::spawn(async move {
-                    match delivery.await {
-                        Ok(Ok(_)) => {}
-                        Ok(Err((e, _))) => tracing::error!(topic = %topic, error = %describe(&e),
-                            "a queued notification was not delivered and is lost"),
-                        Err(_) => tracing::error!(topic = %topic,
-                            "a queued notification's delivery report never came (producer closed); it may be lost"),
-                    }
-                });
+        let record: BaseRecord<'_, (), [u8]> = BaseRecord::to(topic).payload(value);
+        match producer.send(record) {
+            Ok(()) => {
+                // Queueing never waits, so a task sending in a loop would
+                // never yield to the others on its worker (a listener in
+                // the same process, say): spend tokio's cooperative budget,
+                // which yields once it is used up.
+                tokio::task::coop::consume_budget().await;
                 return Ok(());
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
@@ -393,13 +445,15 @@ impl Driver for KafkaDriver {
             &notification.ctxt,
             notification.format,
         )?;
-        let producer = self.producer()?;
         let span = tracing::debug_span!("kafka.notify", topic = %topic);
-        if !self.options.wait_for_delivery {
-            return queue_only(&producer, &topic, &value, notification.retry)
-                .instrument(span)
-                .await;
-        }
+        let producer = match self.producer()? {
+            Producer::Queued(p) => {
+                return queue_only(&p, &topic, &value, notification.retry)
+                    .instrument(span)
+                    .await
+            }
+            Producer::Waiting(p) => p,
+        };
         async {
             let mut failures: u32 = 0;
             loop {
@@ -460,8 +514,7 @@ impl Driver for KafkaDriver {
         }
         let producer = lock(&self.producer).take();
         if let Some(p) = producer {
-            let flushed =
-                tokio::task::spawn_blocking(move || p.flush(Timeout::After(FLUSH_TIMEOUT))).await;
+            let flushed = tokio::task::spawn_blocking(move || p.flush(FLUSH_TIMEOUT)).await;
             match flushed {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {

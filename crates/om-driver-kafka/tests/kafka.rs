@@ -393,6 +393,33 @@ async fn queued_sends_without_delivery_wait_all_arrive() {
     t.cleanup().await;
 }
 
+/// Queueing never waits, so a task that sends in a loop must still let the
+/// other tasks of its runtime run (a listener in the same process, say):
+/// on a single-threaded runtime the other task runs before the loop ends.
+#[tokio::test(flavor = "current_thread")]
+async fn queued_sends_in_a_loop_let_other_tasks_run() {
+    let Some(url) = kafka_url() else { return };
+    let t = transport(&url, &[("wait_for_delivery", "false")]).await;
+    let topic = unique("yield");
+    let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = tokio::spawn({
+        let ran = ran.clone();
+        async move { ran.store(true, std::sync::atomic::Ordering::SeqCst) }
+    });
+    let mut sent_before_it_ran = None;
+    for n in 0..5_000 {
+        notify(&t, &topic, Priority::Info, json!({ "n": n })).await;
+        if ran.load(std::sync::atomic::Ordering::SeqCst) {
+            sent_before_it_ran = Some(n + 1);
+            break;
+        }
+    }
+    let sent = sent_before_it_ran.expect("the other task never ran during 5,000 queued sends");
+    assert!(sent <= 1_000, "the other task ran only after {sent} sends");
+    other.await.expect("the other task");
+    t.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listener_gets_the_context_object_without_client_timeout() {
     let Some(url) = kafka_url() else { return };
