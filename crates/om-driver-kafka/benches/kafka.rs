@@ -45,6 +45,13 @@ fn codec(c: &mut Criterion) {
     g.bench_function("decode_notification", |b| {
         b.iter(|| decode_notification(black_box(Some(encoded.as_slice()))))
     });
+    // A payload dominated by one long string (3 KiB of text).
+    let mut large = message.clone();
+    large.insert("payload".into(), json!({"log": "x".repeat(3072)}));
+    let large = encode_notification(&large, &ctxt, Format::V2).unwrap_or_default();
+    g.bench_function("decode_notification_3k", |b| {
+        b.iter(|| decode_notification(black_box(Some(large.as_slice()))))
+    });
     g.finish();
 }
 
