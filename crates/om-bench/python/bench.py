@@ -154,14 +154,28 @@ class Run(object):
         self.first_error = None
         self.succeeded = 0
         self.backlog = None
+        # With --max-backlog and a counter: sends per worker so far, and the
+        # counter before the run (see wait_for_backlog).
+        self.sent_by = []
+        self.gate = None
 
-    def loop(self, op):
+    def wait_for_backlog(self):
+        """Waits while more than --max-backlog messages are sent and not
+        yet received (for senders that only queue)."""
+        counter, before, limit = self.gate
+        while sum(self.sent_by) - (counter.value - before) > limit:
+            time.sleep(0.001)
+
+    def loop(self, op, w=0):
         """One worker: op() back to back until the window ends."""
         done, lat, errors, first, ok = 0, [], 0, None, 0
         while True:
             t0 = time.monotonic()
             if t0 >= self.t_to:
                 break
+            if self.gate is not None:
+                # Inside the timed send, as in om-bench.
+                self.wait_for_backlog()
             try:
                 op()
             except Exception as e:  # counted, reported, and the worker goes on
@@ -172,6 +186,8 @@ class Run(object):
                 continue
             t1 = time.monotonic()
             ok += 1
+            if self.gate is not None:
+                self.sent_by[w] = ok
             if self.t_from <= t1 <= self.t_to:
                 done += 1
                 lat.append(t1 - t0)
@@ -185,8 +201,13 @@ class Run(object):
 
     def workers(self, op, concurrency, counter=None):
         """Runs the workers; with a counter, samples it at the window edges."""
-        threads = [threading.Thread(target=self.loop, args=(op,), daemon=True) for _ in range(concurrency)]
+        threads = [
+            threading.Thread(target=self.loop, args=(op, w), daemon=True) for w in range(concurrency)
+        ]
         before = counter.value if counter is not None else 0
+        if counter is not None and self.args.max_backlog is not None:
+            self.sent_by = [0] * concurrency
+            self.gate = (counter, before, self.args.max_backlog)
         c1 = None
         for t in threads:
             t.start()
@@ -352,6 +373,12 @@ def main():
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--payload", type=int, default=200)
     ap.add_argument("--prefix", default=None)
+    ap.add_argument(
+        "--max-backlog",
+        type=int,
+        default=None,
+        help="casts and notifications: senders wait while more than this many are sent and not yet received",
+    )
     args = ap.parse_args()
     if args.prefix is None:
         args.prefix = "bench_py_%s" % os.urandom(4).hex()

@@ -324,11 +324,14 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
         "the first notification never arrived"
     );
     let timeline = spec.window.start();
-    let (arrived, outcome) =
-        harness::senders_with_arrivals(spec.concurrency, timeline, arrivals, move |_, _| {
-            notify_one(sender.clone(), text.clone())
-        })
-        .await;
+    let (arrived, outcome) = harness::senders_with_arrivals(
+        spec.concurrency,
+        spec.max_backlog,
+        timeline,
+        arrivals,
+        move |_, _| notify_one(sender.clone(), text.clone()),
+    )
+    .await;
     let result = harness::finish_arrivals(spec.result("amqp1", "raw", "notify"), arrived, outcome);
     drop(listener);
     drop(notifier);

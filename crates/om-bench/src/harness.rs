@@ -140,6 +140,9 @@ pub struct RunSpec {
     pub payload_bytes: usize,
     /// Prefix for every topic, queue and group name of this run.
     pub prefix: String,
+    /// Senders wait while more than this many messages are sent and not
+    /// yet received (see [`senders_with_arrivals`]).
+    pub max_backlog: Option<u64>,
 }
 
 impl RunSpec {
@@ -262,8 +265,15 @@ where
 /// by the server or listener). Returns `(arrived in window, sender
 /// outcome)`; the outcome's `backlog` is what was sent during the run but
 /// had not arrived when the window closed.
+///
+/// With `max_backlog`, a sender waits before each send while more than
+/// that many of the run's messages are sent and not yet arrived: for
+/// senders that only queue (Kafka without delivery waits), this measures
+/// the rate the receiving side sustains instead of letting the senders
+/// take the CPU it needs.
 pub async fn senders_with_arrivals<F, Fut>(
     concurrency: usize,
+    max_backlog: Option<u64>,
     timeline: Timeline,
     arrivals: Arc<AtomicU64>,
     op: F,
@@ -283,7 +293,28 @@ where
             (c1.saturating_sub(c0), c1.saturating_sub(before))
         })
     };
-    let mut outcome = closed_loop(concurrency, timeline, op).await;
+    let sent = Arc::new(AtomicU64::new(0));
+    let op = Arc::new(op);
+    let gated = move |w: usize, seq: u64| {
+        let (op, sent, arrivals) = (op.clone(), sent.clone(), arrivals.clone());
+        async move {
+            if let Some(max) = max_backlog {
+                loop {
+                    let arrived = arrivals.load(Ordering::Acquire).saturating_sub(before);
+                    if sent.load(Ordering::Acquire).saturating_sub(arrived) <= max {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+            let r = op(w, seq).await;
+            if r.is_ok() {
+                sent.fetch_add(1, Ordering::AcqRel);
+            }
+            r
+        }
+    };
+    let mut outcome = closed_loop(concurrency, timeline, gated).await;
     let (arrived, arrived_since_start) = sampler.await.unwrap_or((0, 0));
     outcome.backlog = Some(outcome.succeeded.saturating_sub(arrived_since_start));
     (arrived, outcome)
@@ -382,7 +413,7 @@ mod tests {
         let arrivals = Arc::new(AtomicU64::new(0));
         let a = arrivals.clone();
         let (arrived, o) =
-            senders_with_arrivals(1, window.start(), arrivals.clone(), move |_, _| {
+            senders_with_arrivals(1, None, window.start(), arrivals.clone(), move |_, _| {
                 let a = a.clone();
                 async move {
                     tokio::time::sleep(Duration::from_millis(5)).await;

@@ -3,6 +3,11 @@
 //! (`<topic>.info`), same producer batching as oslo's defaults
 //! (`linger.ms` 0), at-least-once consumption: an offset is stored for
 //! commit only after the message was handled.
+//!
+//! With `wait_for_delivery=false` in the URL's query (om's option of that
+//! name), the senders only queue, as om then does: a `ThreadedProducer`
+//! whose delivery reports nobody waits for, and a yield to the runtime
+//! whenever tokio's cooperative budget is spent.
 
 use crate::harness::{self, BenchResult, RunSpec};
 use anyhow::{Context as _, Result};
@@ -10,7 +15,8 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseRecord, FutureProducer, FutureRecord, ThreadedProducer};
 use rdkafka::util::Timeout;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -25,6 +31,15 @@ pub fn bootstrap_servers(url: &str) -> String {
     } else {
         hosts.to_owned()
     }
+}
+
+/// Whether the URL's query asks for senders that wait for every delivery
+/// report (the default; `wait_for_delivery=false` turns it off).
+pub fn waits_for_delivery(url: &str) -> bool {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    !query
+        .split('&')
+        .any(|kv| kv.eq_ignore_ascii_case("wait_for_delivery=false"))
 }
 
 /// Creates `topic` with the broker's default partitioning (an existing
@@ -82,33 +97,24 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
             }
         });
     }
-    let producer: FutureProducer = ClientConfig::new()
+    let mut config = ClientConfig::new();
+    config
         .set("bootstrap.servers", &bootstrap)
         .set("linger.ms", "0")
-        .set("batch.num.messages", "16384")
-        .create()
-        .context("creating the producer")?;
+        .set("batch.num.messages", "16384");
     let body = Arc::new(crate::oslo_bodies::notification(spec.payload_bytes));
     let topic = Arc::new(topic);
-    let send = {
-        let (producer, topic) = (producer.clone(), topic.clone());
-        move |body: Arc<Vec<u8>>| {
-            let (producer, topic) = (producer.clone(), topic.clone());
-            async move {
-                let record: FutureRecord<'_, (), [u8]> =
-                    FutureRecord::to(topic.as_str()).payload(body.as_slice());
-                producer
-                    .send(record, Timeout::After(Duration::from_secs(30)))
-                    .await
-                    .map(|_| ())
-                    .map_err(|(e, _)| anyhow::anyhow!("produce failed: {e}"))
-            }
-        }
+    let send = if waits_for_delivery(&spec.url) {
+        let producer: FutureProducer = config.create().context("creating the producer")?;
+        Sender::Waiting(producer, topic)
+    } else {
+        let producer: ThreadedProducer<_> = config.create().context("creating the producer")?;
+        Sender::Queued(Arc::new(producer), topic)
     };
     // Probes until the group formed and one arrives.
     let started = tokio::time::Instant::now();
     loop {
-        send(body.clone()).await?;
+        send.send(&body).await?;
         if harness::wait_for_count(&arrivals, 1, Duration::from_millis(500)).await {
             break;
         }
@@ -119,12 +125,17 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
     }
     let ready_after = started.elapsed();
     let timeline = spec.window.start();
-    let (arrived, outcome) =
-        harness::senders_with_arrivals(spec.concurrency, timeline, arrivals, move |_, _| {
+    let (arrived, outcome) = harness::senders_with_arrivals(
+        spec.concurrency,
+        spec.max_backlog,
+        timeline,
+        arrivals,
+        move |_, _| {
             let (send, body) = (send.clone(), body.clone());
-            async move { send(body).await }
-        })
-        .await;
+            async move { send.send(&body).await }
+        },
+    )
+    .await;
     let mut result =
         harness::finish_arrivals(spec.result("kafka", "raw", "notify"), arrived, outcome);
     result.notes.push(format!(
@@ -132,4 +143,45 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
         ready_after.as_secs_f64()
     ));
     Ok(result)
+}
+
+/// The senders' producer.
+#[derive(Clone)]
+enum Sender {
+    /// Each send waits for its delivery report.
+    Waiting(FutureProducer, Arc<String>),
+    /// Each send returns once queued.
+    Queued(
+        Arc<ThreadedProducer<rdkafka::producer::DefaultProducerContext>>,
+        Arc<String>,
+    ),
+}
+
+impl Sender {
+    async fn send(&self, body: &[u8]) -> Result<()> {
+        match self {
+            Sender::Waiting(producer, topic) => {
+                let record: FutureRecord<'_, (), [u8]> =
+                    FutureRecord::to(topic.as_str()).payload(body);
+                producer
+                    .send(record, Timeout::After(Duration::from_secs(30)))
+                    .await
+                    .map(|_| ())
+                    .map_err(|(e, _)| anyhow::anyhow!("produce failed: {e}"))
+            }
+            Sender::Queued(producer, topic) => loop {
+                let record: BaseRecord<'_, (), [u8]> = BaseRecord::to(topic.as_str()).payload(body);
+                match producer.send(record) {
+                    Ok(()) => {
+                        tokio::task::coop::consume_budget().await;
+                        return Ok(());
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                    Err((e, _)) => anyhow::bail!("produce failed: {e}"),
+                }
+            },
+        }
+    }
 }

@@ -57,5 +57,16 @@ mod tests {
             "127.0.0.1:39092,127.0.0.2:9"
         );
         assert_eq!(kafka_raw::bootstrap_servers("kafka:///"), "127.0.0.1:9092");
+        assert_eq!(
+            kafka_raw::bootstrap_servers("kafka://h:1/?wait_for_delivery=false"),
+            "h:1"
+        );
+        assert!(kafka_raw::waits_for_delivery("kafka://h:1/"));
+        assert!(kafka_raw::waits_for_delivery(
+            "kafka://h:1/?wait_for_delivery=true"
+        ));
+        assert!(!kafka_raw::waits_for_delivery(
+            "kafka://h:1/?x=1&wait_for_delivery=false"
+        ));
     }
 }

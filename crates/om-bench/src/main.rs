@@ -86,6 +86,11 @@ struct Cli {
     /// as om does, instead of sharing one (a reference point).
     #[arg(long)]
     split_connections: bool,
+    /// Casts and notifications: senders wait while more than this many
+    /// messages are sent and not yet received (for senders that only
+    /// queue, so that they leave the receiving side its share of the CPU).
+    #[arg(long)]
+    max_backlog: Option<u64>,
 }
 
 fn default_url(backend: Backend) -> &'static str {
@@ -204,6 +209,7 @@ fn main_inner(cli: &Cli) -> Result<()> {
         },
         payload_bytes: cli.payload,
         prefix: prefix.clone(),
+        max_backlog: cli.max_backlog,
     };
     anyhow::ensure!(
         spec.window.duration > Duration::ZERO,

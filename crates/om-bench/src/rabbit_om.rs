@@ -120,12 +120,17 @@ pub async fn cast(spec: &RunSpec, backend: &str) -> Result<BenchResult> {
         "the first cast never reached the server"
     );
     let timeline = spec.window.start();
-    let (arrived, outcome) =
-        harness::senders_with_arrivals(spec.concurrency, timeline, hits, move |_, _| {
+    let (arrived, outcome) = harness::senders_with_arrivals(
+        spec.concurrency,
+        spec.max_backlog,
+        timeline,
+        hits,
+        move |_, _| {
             let (client, ctx, args) = (client.clone(), ctx.clone(), args.clone());
             async move { Ok(client.cast(&ctx, "hit", &*args).await?) }
-        })
-        .await;
+        },
+    )
+    .await;
     let result = harness::finish_arrivals(spec.result(backend, "om", "cast"), arrived, outcome);
     let _ = tokio::time::timeout(Duration::from_secs(2), server.stop()).await;
     Ok(result)
@@ -179,12 +184,17 @@ pub async fn notify(spec: &RunSpec, backend: &str) -> Result<BenchResult> {
     }
     let ready_after = started.elapsed();
     let timeline = spec.window.start();
-    let (arrived, outcome) =
-        harness::senders_with_arrivals(spec.concurrency, timeline, arrivals, move |_, _| {
+    let (arrived, outcome) = harness::senders_with_arrivals(
+        spec.concurrency,
+        spec.max_backlog,
+        timeline,
+        arrivals,
+        move |_, _| {
             let (notifier, ctx, payload) = (notifier.clone(), ctx.clone(), payload.clone());
             async move { Ok(notifier.info(&ctx, "bench.event", &*payload).await?) }
-        })
-        .await;
+        },
+    )
+    .await;
     let mut result =
         harness::finish_arrivals(spec.result(backend, "om", "notify"), arrived, outcome);
     result.notes.push(format!(

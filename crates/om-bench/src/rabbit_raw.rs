@@ -500,12 +500,17 @@ pub async fn cast(spec: &RunSpec) -> Result<BenchResult> {
         "the first cast never arrived"
     );
     let timeline = spec.window.start();
-    let (arrived, outcome) =
-        harness::senders_with_arrivals(spec.concurrency, timeline, hits, move |_, _| {
+    let (arrived, outcome) = harness::senders_with_arrivals(
+        spec.concurrency,
+        spec.max_backlog,
+        timeline,
+        hits,
+        move |_, _| {
             let (client, body) = (client.clone(), body.clone());
             async move { client.cast(&body).await }
-        })
-        .await;
+        },
+    )
+    .await;
     let result = harness::finish_arrivals(spec.result("rabbit", "raw", "cast"), arrived, outcome);
     drop(server);
     delete_queues(&spec.url, &[topic]).await;
@@ -554,12 +559,17 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
         "the first notification never arrived"
     );
     let timeline = spec.window.start();
-    let (arrived, outcome) =
-        harness::senders_with_arrivals(spec.concurrency, timeline, arrivals, move |_, _| {
+    let (arrived, outcome) = harness::senders_with_arrivals(
+        spec.concurrency,
+        spec.max_backlog,
+        timeline,
+        arrivals,
+        move |_, _| {
             let (ch, body, key, props) = (pub_ch.clone(), body.clone(), key.clone(), props.clone());
             async move { confirmed(&ch, EXCHANGE, &key, false, &body, props).await }
-        })
-        .await;
+        },
+    )
+    .await;
     let result = harness::finish_arrivals(spec.result("rabbit", "raw", "notify"), arrived, outcome);
     drop(listen_conn);
     drop(pub_conn);
