@@ -221,6 +221,8 @@ pub struct KafkaOptions {
     /// does what Python's driver does: the send returns once librdkafka
     /// has queued the record, and a record lost after that is only logged
     /// (error). Far higher throughput for one sender, weaker guarantee.
+    /// Such a send never waits, so it yields to the runtime whenever
+    /// tokio's cooperative budget is spent.
     pub wait_for_delivery: bool,
 }
 
