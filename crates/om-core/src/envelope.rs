@@ -389,16 +389,18 @@ fn unwrap_common_envelope(body: &[u8]) -> Option<Vec<u8>> {
         .strip_prefix(ENVELOPE_HEAD)?
         .strip_suffix(ENVELOPE_TAIL)?;
     let mut out = Vec::with_capacity(inner.len());
-    // Eight bytes at a time while none of them is a quote or a backslash,
-    // byte by byte near one. JSON inside a string has a quote every few
-    // bytes, where a search call per quote costs more than this scan; after
-    // 32 clean bytes (a long string value) a vectorised search skips ahead.
+    // Eight bytes at a time: a word-wide test finds the first quote or
+    // backslash of a word, or shows there is none. JSON inside a string has
+    // a quote every few bytes, where a search call per quote costs more
+    // than this scan; after 32 clean bytes (a long string value) a
+    // vectorised search skips ahead.
     let (mut i, mut start, mut clean) = (0, 0, 0);
     while i < inner.len() {
         if let Some(word) = inner.get(i..i + 8) {
             let mut bytes = [0u8; 8];
             bytes.copy_from_slice(word);
-            if !has_quote_or_backslash(u64::from_le_bytes(bytes)) {
+            let found = quotes_and_backslashes(u64::from_le_bytes(bytes));
+            if found == 0 {
                 i += 8;
                 clean += 1;
                 if clean == 4 {
@@ -407,6 +409,8 @@ fn unwrap_common_envelope(body: &[u8]) -> Option<Vec<u8>> {
                 }
                 continue;
             }
+            // The lowest marked byte is the first match (little-endian).
+            i += found.trailing_zeros() as usize / 8;
         }
         clean = 0;
         match inner[i] {
@@ -429,13 +433,14 @@ fn unwrap_common_envelope(body: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Whether any byte of `word` is `"` or `\`.
-fn has_quote_or_backslash(word: u64) -> bool {
+/// A mask with the high bit set in the bytes of `word` that are `"` or
+/// `\`; zero when there is none. Bytes above the first match may be
+/// marked wrongly (a borrow carries upwards), the lowest marked byte never.
+fn quotes_and_backslashes(word: u64) -> u64 {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    // Non-zero exactly when some byte of `v` is zero.
-    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
-    zero_byte(word ^ (ONES * u64::from(b'"'))) | zero_byte(word ^ (ONES * u64::from(b'\\'))) != 0
+    let zero_bytes = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    zero_bytes(word ^ (ONES * u64::from(b'"'))) | zero_bytes(word ^ (ONES * u64::from(b'\\')))
 }
 
 /// The 2.0 envelope as it normally arrives, borrowed where JSON allows.
