@@ -36,10 +36,24 @@ const RABBIT_URL: &str = "rabbit://guest:guest@127.0.0.1:35672/";
 const KAFKA_URL: &str = "kafka://127.0.0.1:39092/";
 
 /// The Kafka scenario whose senders only queue (om's and raw rdkafka's
-/// `wait_for_delivery=false`; Python's driver always does): key name,
-/// om-bench scenario, and the URL query that turns the waits off.
+/// `wait_for_delivery=false`; Python's driver always does).
 const QUEUED: &str = "notify-queued";
-const QUEUED_QUERY: &str = "?wait_for_delivery=false";
+
+/// The Kafka scenario whose waiting senders let librdkafka batch for 5 ms
+/// (om's `producer_batch_timeout`, raw rdkafka's `linger.ms`): with oslo's
+/// default of 0, every record goes in a produce request of its own, and
+/// tansu's cost per request bounds the rate.
+const BATCHED: &str = "notify-batched";
+
+/// The URL query (om's options, read by raw rdkafka too) of a Kafka
+/// scenario; om-bench and bench.py run `notify` for each of them.
+fn kafka_query(scenario: &str) -> Option<&'static str> {
+    match scenario {
+        QUEUED => Some("?wait_for_delivery=false"),
+        BATCHED => Some("?producer_batch_timeout=0.005"),
+        _ => None,
+    }
+}
 
 /// Sends not yet received at which queueing senders wait (see om-bench's
 /// `--max-backlog`): without a bound, senders that never wait take the CPU
@@ -198,13 +212,16 @@ fn plan(opts: &Options) -> Vec<Job> {
         });
         // More sends in flight: how far om and rdkafka go when the
         // per-record acknowledgement latency is hidden (Python's notifier
-        // does not wait for acknowledgements at all, so it has no such row).
-        jobs.push(Job {
-            backend: "kafka",
-            scenario: "notify",
-            concurrency: 256,
-            imps: vec!["om", "raw"],
-        });
+        // does not wait for acknowledgements at all, so it has no such row),
+        // with oslo's default batching and with 5 ms batches.
+        for scenario in ["notify", BATCHED] {
+            jobs.push(Job {
+                backend: "kafka",
+                scenario,
+                concurrency: 256,
+                imps: vec!["om", "raw"],
+            });
+        }
     }
     if has("amqp1") {
         for c in [1, 16] {
@@ -562,11 +579,11 @@ pub fn run(args: &[&str]) -> Result<()> {
                         if imp == "raw-split" {
                             c.arg("--split-connections");
                         }
-                        let url = if job.scenario == QUEUED {
-                            format!("{}{QUEUED_QUERY}", url_for(job.backend))
-                        } else {
-                            url_for(job.backend).to_owned()
-                        };
+                        let url = format!(
+                            "{}{}",
+                            url_for(job.backend),
+                            kafka_query(job.scenario).unwrap_or_default()
+                        );
                         common_args(&mut c, &opts, job, &url);
                         measure(&mut c, &label, limit, &logs)
                     }
@@ -660,7 +677,7 @@ fn common_args(c: &mut Command, opts: &Options, job: &Job, url: &str) {
 
 /// The scenario argument of om-bench and bench.py for a job's scenario.
 fn bench_scenario(scenario: &str) -> &str {
-    if scenario == QUEUED {
+    if kafka_query(scenario).is_some() {
         "notify"
     } else {
         scenario
@@ -1028,6 +1045,14 @@ impl Report<'_> {
             "msgs/s",
         ));
         out.push(within(
+            "Kafka notifications, 256 senders waiting, 5 ms batches: om ≥ 0.85 × raw rdkafka"
+                .into(),
+            c.rate(&self.k("kafka", BATCHED, 256, "om")),
+            c.rate(&self.k("kafka", BATCHED, 256, "raw")),
+            0.85,
+            "msgs/s",
+        ));
+        out.push(within(
             "Kafka notifications, 16 senders queueing: om ≥ 0.85 × raw rdkafka".into(),
             c.rate(&self.k("kafka", QUEUED, 16, "om")),
             c.rate(&self.k("kafka", QUEUED, 16, "raw")),
@@ -1125,7 +1150,9 @@ caller sees it.
 * **Notifications.** N senders call `Notifier::info` (`messagingv2`) on one notifier; counted when \
 the listener's endpoint runs (the listener acknowledges after the endpoint returned). RabbitMQ and \
 AMQP 1.0: publisher-confirmed / accepted sends. Kafka (`linger.ms` 0, oslo's default), two ways: \
-om and raw rdkafka wait for the delivery report of each record; or they only queue each record \
+om and raw rdkafka wait for the delivery report of each record (also with librdkafka batching for 5 ms, om's `producer_batch_timeout = 0.005`, \
+since with oslo's default of 0 every record is a produce request of its own and tansu's cost per request \
+bounds the rate); or they only queue each record \
 (om's `wait_for_delivery = false`; raw: a `ThreadedProducer`), as Python's Kafka driver always does \
 (produce + poll(0)). Queueing senders pause while more than {max_backlog} notifications are sent and not \
 yet received (om-bench and bench.py `--max-backlog`, the same for all three), so that they leave the \
@@ -1250,6 +1277,7 @@ where the plain raw lapin column uses two. The ratio beside it compares om with 
         let rows = [
             (16, "notify", "wait for each delivery report"),
             (256, "notify", "wait for each delivery report"),
+            (256, BATCHED, "wait for each delivery report, 5 ms batches"),
             (16, QUEUED, "queue only (Python's way)"),
         ];
         for (conc, scenario, sends) in rows {

@@ -4,10 +4,12 @@
 //! (`linger.ms` 0), at-least-once consumption: an offset is stored for
 //! commit only after the message was handled.
 //!
-//! With `wait_for_delivery=false` in the URL's query (om's option of that
-//! name), the senders only queue, as om then does: a `ThreadedProducer`
-//! whose delivery reports nobody waits for, and a yield to the runtime
-//! whenever tokio's cooperative budget is spent.
+//! The URL's query may carry two of om's options, read the same way:
+//! `producer_batch_timeout` (seconds, librdkafka's `linger.ms`) and
+//! `wait_for_delivery`. With `wait_for_delivery=false`, the senders only
+//! queue, as om then does: a `ThreadedProducer` whose delivery reports
+//! nobody waits for, and a yield to the runtime whenever tokio's
+//! cooperative budget is spent.
 
 use crate::harness::{self, BenchResult, RunSpec};
 use anyhow::{Context as _, Result};
@@ -33,13 +35,32 @@ pub fn bootstrap_servers(url: &str) -> String {
     }
 }
 
+/// The value of `key` in the URL's query, if present.
+fn query_value<'u>(url: &'u str, key: &str) -> Option<&'u str> {
+    let query = url.split_once('?').map(|(_, q)| q)?;
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
 /// Whether the URL's query asks for senders that wait for every delivery
 /// report (the default; `wait_for_delivery=false` turns it off).
 pub fn waits_for_delivery(url: &str) -> bool {
-    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
-    !query
-        .split('&')
-        .any(|kv| kv.eq_ignore_ascii_case("wait_for_delivery=false"))
+    !query_value(url, "wait_for_delivery").is_some_and(|v| v.eq_ignore_ascii_case("false"))
+}
+
+/// librdkafka's `linger.ms` for the URL: om's `producer_batch_timeout`
+/// (seconds) from the query, else oslo's default, 0.
+pub fn linger_ms(url: &str) -> Result<String> {
+    let Some(raw) = query_value(url, "producer_batch_timeout") else {
+        return Ok("0".into());
+    };
+    let seconds: f64 = raw
+        .parse()
+        .with_context(|| format!("producer_batch_timeout={raw}"))?;
+    Ok(format!("{}", seconds * 1000.0))
 }
 
 /// Creates `topic` with the broker's default partitioning (an existing
@@ -100,7 +121,7 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &bootstrap)
-        .set("linger.ms", "0")
+        .set("linger.ms", linger_ms(&spec.url)?)
         .set("batch.num.messages", "16384");
     let body = Arc::new(crate::oslo_bodies::notification(spec.payload_bytes));
     let topic = Arc::new(topic);

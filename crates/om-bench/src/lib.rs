@@ -68,5 +68,16 @@ mod tests {
         assert!(!kafka_raw::waits_for_delivery(
             "kafka://h:1/?x=1&wait_for_delivery=false"
         ));
+        assert_eq!(
+            kafka_raw::linger_ms("kafka://h:1/").ok().as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            kafka_raw::linger_ms("kafka://h:1/?producer_batch_timeout=0.005")
+                .ok()
+                .as_deref(),
+            Some("5")
+        );
+        assert!(kafka_raw::linger_ms("kafka://h:1/?producer_batch_timeout=x").is_err());
     }
 }
