@@ -251,3 +251,15 @@ pub fn broker_ctl(action: &str) {
         "`$OM_KAFKA_CTL {action}` failed: {status}"
     );
 }
+
+/// The consumer groups the broker knows (blocking; for `spawn_blocking`).
+pub fn group_names(url: &str) -> Vec<String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap(url))
+        .create()
+        .expect("group lister");
+    let list = consumer
+        .fetch_group_list(None, Duration::from_secs(10))
+        .expect("list the consumer groups");
+    list.groups().iter().map(|g| g.name().to_owned()).collect()
+}
