@@ -161,9 +161,10 @@ class Run(object):
 
     def wait_for_backlog(self):
         """Waits while more than --max-backlog messages are sent and not
-        yet received (for senders that only queue)."""
+        yet received (for senders that only queue), but not past the
+        window's end."""
         counter, before, limit = self.gate
-        while sum(self.sent_by) - (counter.value - before) > limit:
+        while sum(self.sent_by) - (counter.value - before) > limit and time.monotonic() < self.t_to:
             time.sleep(0.001)
 
     def loop(self, op, w=0):

@@ -323,14 +323,9 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
         harness::wait_for_count(&arrivals, 1, Duration::from_secs(10)).await,
         "the first notification never arrived"
     );
-    let timeline = spec.window.start();
-    let (arrived, outcome) = harness::senders_with_arrivals(
-        spec.concurrency,
-        spec.max_backlog,
-        timeline,
-        arrivals,
-        move |_, _| notify_one(sender.clone(), text.clone()),
-    )
+    let (arrived, outcome) = harness::senders_with_arrivals(spec, arrivals, move |_, _| {
+        notify_one(sender.clone(), text.clone())
+    })
     .await;
     let result = harness::finish_arrivals(spec.result("amqp1", "raw", "notify"), arrived, outcome);
     drop(listener);

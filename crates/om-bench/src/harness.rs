@@ -260,21 +260,20 @@ where
     total
 }
 
-/// Runs senders like [`closed_loop`] and counts, in the same window, the
+/// Runs `spec.concurrency` senders like [`closed_loop`], in a window
+/// started now, and counts, in the same window, the
 /// messages that arrived at the receiving side (`arrivals` is incremented
 /// by the server or listener). Returns `(arrived in window, sender
 /// outcome)`; the outcome's `backlog` is what was sent during the run but
 /// had not arrived when the window closed.
 ///
-/// With `max_backlog`, a sender waits before each send while more than
-/// that many of the run's messages are sent and not yet arrived: for
-/// senders that only queue (Kafka without delivery waits), this measures
-/// the rate the receiving side sustains instead of letting the senders
-/// take the CPU it needs.
+/// With `spec.max_backlog`, a sender waits before each send while more
+/// than that many of the run's messages are sent and not yet arrived (but
+/// not past the window's end): for senders that only queue (Kafka without
+/// delivery waits), this measures the rate the receiving side sustains
+/// instead of letting the senders take the CPU it needs.
 pub async fn senders_with_arrivals<F, Fut>(
-    concurrency: usize,
-    max_backlog: Option<u64>,
-    timeline: Timeline,
+    spec: &RunSpec,
     arrivals: Arc<AtomicU64>,
     op: F,
 ) -> (u64, Outcome)
@@ -282,6 +281,8 @@ where
     F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
+    let timeline = spec.window.start();
+    let max_backlog = spec.max_backlog;
     let before = arrivals.load(Ordering::Acquire);
     let sampler = {
         let arrivals = arrivals.clone();
@@ -301,7 +302,8 @@ where
             if let Some(max) = max_backlog {
                 loop {
                     let arrived = arrivals.load(Ordering::Acquire).saturating_sub(before);
-                    if sent.load(Ordering::Acquire).saturating_sub(arrived) <= max {
+                    let backlog = sent.load(Ordering::Acquire).saturating_sub(arrived);
+                    if backlog <= max || Instant::now() >= timeline.to {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -314,7 +316,7 @@ where
             r
         }
     };
-    let mut outcome = closed_loop(concurrency, timeline, gated).await;
+    let mut outcome = closed_loop(spec.concurrency, timeline, gated).await;
     let (arrived, arrived_since_start) = sampler.await.unwrap_or((0, 0));
     outcome.backlog = Some(outcome.succeeded.saturating_sub(arrived_since_start));
     (arrived, outcome)
@@ -404,6 +406,39 @@ mod tests {
         assert_eq!(o.errors, 0);
     }
 
+    fn spec(window: Window, max_backlog: Option<u64>) -> RunSpec {
+        RunSpec {
+            url: String::new(),
+            concurrency: 1,
+            window,
+            payload_bytes: 0,
+            prefix: String::new(),
+            max_backlog,
+        }
+    }
+
+    /// Nothing ever arrives: the sender stops once the backlog passed the
+    /// bound, and gives up waiting when the window ends.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bounded_backlog_holds_senders_until_the_window_ends() {
+        let window = Window {
+            warmup: Duration::from_millis(20),
+            duration: Duration::from_millis(100),
+        };
+        let bounded = spec(window, Some(3));
+        let run = senders_with_arrivals(&bounded, Arc::new(AtomicU64::new(0)), |_, _| async {
+            Ok(())
+        });
+        let (arrived, o) = tokio::time::timeout(Duration::from_secs(10), run)
+            .await
+            .expect("the senders stop waiting when the window ends");
+        assert_eq!(arrived, 0);
+        // Four sends take the backlog past 3; one more once the wait ends
+        // with the window.
+        assert_eq!(o.succeeded, 5);
+        assert_eq!(o.backlog, Some(5));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn arrivals_are_sampled_in_the_window() {
         let window = Window {
@@ -413,7 +448,7 @@ mod tests {
         let arrivals = Arc::new(AtomicU64::new(0));
         let a = arrivals.clone();
         let (arrived, o) =
-            senders_with_arrivals(1, None, window.start(), arrivals.clone(), move |_, _| {
+            senders_with_arrivals(&spec(window, None), arrivals.clone(), move |_, _| {
                 let a = a.clone();
                 async move {
                     tokio::time::sleep(Duration::from_millis(5)).await;

@@ -145,17 +145,10 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
         );
     }
     let ready_after = started.elapsed();
-    let timeline = spec.window.start();
-    let (arrived, outcome) = harness::senders_with_arrivals(
-        spec.concurrency,
-        spec.max_backlog,
-        timeline,
-        arrivals,
-        move |_, _| {
-            let (send, body) = (send.clone(), body.clone());
-            async move { send.send(&body).await }
-        },
-    )
+    let (arrived, outcome) = harness::senders_with_arrivals(spec, arrivals, move |_, _| {
+        let (send, body) = (send.clone(), body.clone());
+        async move { send.send(&body).await }
+    })
     .await;
     let mut result =
         harness::finish_arrivals(spec.result("kafka", "raw", "notify"), arrived, outcome);

@@ -119,17 +119,10 @@ pub async fn cast(spec: &RunSpec, backend: &str) -> Result<BenchResult> {
         harness::wait_for_count(&hits, 1, Duration::from_secs(10)).await,
         "the first cast never reached the server"
     );
-    let timeline = spec.window.start();
-    let (arrived, outcome) = harness::senders_with_arrivals(
-        spec.concurrency,
-        spec.max_backlog,
-        timeline,
-        hits,
-        move |_, _| {
-            let (client, ctx, args) = (client.clone(), ctx.clone(), args.clone());
-            async move { Ok(client.cast(&ctx, "hit", &*args).await?) }
-        },
-    )
+    let (arrived, outcome) = harness::senders_with_arrivals(spec, hits, move |_, _| {
+        let (client, ctx, args) = (client.clone(), ctx.clone(), args.clone());
+        async move { Ok(client.cast(&ctx, "hit", &*args).await?) }
+    })
     .await;
     let result = harness::finish_arrivals(spec.result(backend, "om", "cast"), arrived, outcome);
     let _ = tokio::time::timeout(Duration::from_secs(2), server.stop()).await;
@@ -183,17 +176,10 @@ pub async fn notify(spec: &RunSpec, backend: &str) -> Result<BenchResult> {
         );
     }
     let ready_after = started.elapsed();
-    let timeline = spec.window.start();
-    let (arrived, outcome) = harness::senders_with_arrivals(
-        spec.concurrency,
-        spec.max_backlog,
-        timeline,
-        arrivals,
-        move |_, _| {
-            let (notifier, ctx, payload) = (notifier.clone(), ctx.clone(), payload.clone());
-            async move { Ok(notifier.info(&ctx, "bench.event", &*payload).await?) }
-        },
-    )
+    let (arrived, outcome) = harness::senders_with_arrivals(spec, arrivals, move |_, _| {
+        let (notifier, ctx, payload) = (notifier.clone(), ctx.clone(), payload.clone());
+        async move { Ok(notifier.info(&ctx, "bench.event", &*payload).await?) }
+    })
     .await;
     let mut result =
         harness::finish_arrivals(spec.result(backend, "om", "notify"), arrived, outcome);

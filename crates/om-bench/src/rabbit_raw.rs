@@ -499,17 +499,10 @@ pub async fn cast(spec: &RunSpec) -> Result<BenchResult> {
         harness::wait_for_count(&hits, 1, Duration::from_secs(10)).await,
         "the first cast never arrived"
     );
-    let timeline = spec.window.start();
-    let (arrived, outcome) = harness::senders_with_arrivals(
-        spec.concurrency,
-        spec.max_backlog,
-        timeline,
-        hits,
-        move |_, _| {
-            let (client, body) = (client.clone(), body.clone());
-            async move { client.cast(&body).await }
-        },
-    )
+    let (arrived, outcome) = harness::senders_with_arrivals(spec, hits, move |_, _| {
+        let (client, body) = (client.clone(), body.clone());
+        async move { client.cast(&body).await }
+    })
     .await;
     let result = harness::finish_arrivals(spec.result("rabbit", "raw", "cast"), arrived, outcome);
     drop(server);
@@ -558,17 +551,10 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
         harness::wait_for_count(&arrivals, 1, Duration::from_secs(10)).await,
         "the first notification never arrived"
     );
-    let timeline = spec.window.start();
-    let (arrived, outcome) = harness::senders_with_arrivals(
-        spec.concurrency,
-        spec.max_backlog,
-        timeline,
-        arrivals,
-        move |_, _| {
-            let (ch, body, key, props) = (pub_ch.clone(), body.clone(), key.clone(), props.clone());
-            async move { confirmed(&ch, EXCHANGE, &key, false, &body, props).await }
-        },
-    )
+    let (arrived, outcome) = harness::senders_with_arrivals(spec, arrivals, move |_, _| {
+        let (ch, body, key, props) = (pub_ch.clone(), body.clone(), key.clone(), props.clone());
+        async move { confirmed(&ch, EXCHANGE, &key, false, &body, props).await }
+    })
     .await;
     let result = harness::finish_arrivals(spec.result("rabbit", "raw", "notify"), arrived, outcome);
     drop(listen_conn);
