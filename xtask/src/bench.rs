@@ -34,6 +34,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 const RABBIT_URL: &str = "rabbit://guest:guest@127.0.0.1:35672/";
 const KAFKA_URL: &str = "kafka://127.0.0.1:39092/";
+const AMQP1_URL: &str = "amqp://guest:guest@127.0.0.1:35672";
+const BACKENDS: [&str; 3] = ["rabbit", "kafka", "amqp1"];
 
 /// The Kafka scenario whose senders only queue (om's and raw rdkafka's
 /// `wait_for_delivery=false`; Python's driver always does).
@@ -61,8 +63,7 @@ fn kafka_query(scenario: &str) -> Option<&'static str> {
 /// fetch latency (a few hundred ms when a consumer has caught up) does
 /// not limit the rate.
 const QUEUED_MAX_BACKLOG: u64 = 50_000;
-const AMQP1_URL: &str = "amqp://guest:guest@127.0.0.1:35672";
-const BACKENDS: [&str; 3] = ["rabbit", "kafka", "amqp1"];
+
 /// RPC concurrency levels (the plot's x axis).
 const RPC_LEVELS: [usize; 4] = [1, 4, 16, 64];
 
