@@ -8,7 +8,7 @@ use om_driver_api::{IncomingMessage, ListenOptions, Listener, Transport};
 use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
-use tokio::sync::{watch, Mutex, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, watch, Mutex, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::field::Empty;
@@ -166,12 +166,17 @@ struct Run {
     abort: watch::Sender<bool>,
     semaphore: Arc<Semaphore>,
     receiver: JoinHandle<Option<Box<dyn Listener>>>,
+    /// Completed (or dropped) by the receive loop once the subscription is
+    /// stopped, before it hands out what the driver had already fetched.
+    receiving_stopped: oneshot::Receiver<()>,
 }
 
 struct Stopped {
     semaphore: Arc<Semaphore>,
     abort: watch::Sender<bool>,
-    listener: Option<Box<dyn Listener>>,
+    /// The receive loop, still dispatching what the driver had fetched
+    /// before the stop (as workers free up); it returns the listener.
+    receiver: JoinHandle<Option<Box<dyn Listener>>>,
 }
 
 /// A cloneable handle that tells a running server to stop taking messages
@@ -311,6 +316,7 @@ impl RpcServer {
         let shutdown = ShutdownHandle::new();
         let (abort, _) = watch::channel(false);
         let semaphore = Arc::new(Semaphore::new(self.inner.pool_size as usize));
+        let (stopped_tx, receiving_stopped) = oneshot::channel();
         let receiver = tokio::spawn(
             receive_loop(
                 self.inner.clone(),
@@ -318,6 +324,7 @@ impl RpcServer {
                 shutdown.clone(),
                 abort.clone(),
                 semaphore.clone(),
+                stopped_tx,
             )
             .instrument(tracing::info_span!("om_rpc.server", target = %target)),
         );
@@ -327,30 +334,29 @@ impl RpcServer {
             abort,
             semaphore,
             receiver,
+            receiving_stopped,
         });
         Ok(shutdown)
     }
 
-    /// Stops taking new messages: the subscription is stopped, messages the
-    /// driver already fetched are still dispatched. Returns once receiving
-    /// has ended; running requests go on (see [`RpcServer::wait`]). A no-op
-    /// when not running.
+    /// Stops taking new messages. Returns once the subscription is
+    /// stopped, without waiting for running requests or for a free worker:
+    /// messages the driver had already fetched are still dispatched, in
+    /// order, as workers free up, and running requests go on (see
+    /// [`RpcServer::wait`], which waits for both). A no-op when not running.
     pub async fn stop(&self) -> Result<()> {
         let mut state = self.inner.lifecycle.lock().await;
         if let Lifecycle::Running(_) = &*state {
             if let Lifecycle::Running(run) = std::mem::replace(&mut *state, Lifecycle::Idle) {
                 run.shutdown.shutdown();
-                let listener = match run.receiver.await {
-                    Ok(l) => l,
-                    Err(e) => {
-                        tracing::error!(error = %e, "RPC server receive loop failed");
-                        None
-                    }
-                };
+                // An error means the loop ended without signalling (the
+                // driver closed the subscription, or the task failed):
+                // receiving has stopped either way.
+                let _ = run.receiving_stopped.await;
                 *state = Lifecycle::Stopped(Stopped {
                     semaphore: run.semaphore,
                     abort: run.abort,
-                    listener,
+                    receiver: run.receiver,
                 });
                 tracing::info!(target = %self.inner.target, "RPC server stopped");
             }
@@ -415,7 +421,10 @@ impl RpcServer {
             }
             Lifecycle::Stopped(stopped) => {
                 stopped.abort.send_replace(true);
-                drop(stopped.listener);
+                // Fetched messages not yet dispatched are dropped with the
+                // listener, unacknowledged (the broker delivers them again).
+                stopped.receiver.abort();
+                let _ = stopped.receiver.await;
             }
             Lifecycle::Idle => {}
         }
@@ -423,11 +432,20 @@ impl RpcServer {
     }
 
     async fn finish(&self, stopped: Stopped) -> Result<()> {
-        // Every worker holds a permit: owning them all means all are done.
+        // First every fetched message is dispatched ...
+        let listener = match stopped.receiver.await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "RPC server receive loop failed");
+                None
+            }
+        };
+        // ... then every worker holds a permit: owning them all means all
+        // are done.
         if let Ok(permits) = stopped.semaphore.acquire_many(self.inner.pool_size).await {
             drop(permits);
         }
-        if let Some(listener) = stopped.listener {
+        if let Some(listener) = listener {
             listener.cleanup().await?;
         }
         tracing::info!(target = %self.inner.target, "RPC server finished");
@@ -476,6 +494,7 @@ async fn receive_loop(
     shutdown: ShutdownHandle,
     abort: watch::Sender<bool>,
     semaphore: Arc<Semaphore>,
+    receiving_stopped: oneshot::Sender<()>,
 ) -> Option<Box<dyn Listener>> {
     let mut dedup = DedupWindow::new(inner.dedup_window);
     let mut ended = false;
@@ -514,6 +533,8 @@ async fn receive_loop(
         if let Err(e) = listener.stop().await {
             tracing::warn!(error = %e, "failed to stop the subscription");
         }
+        // `stop()` returns now; `wait()` waits for the rest.
+        let _ = receiving_stopped.send(());
         // Hand out what the driver had already fetched.
         loop {
             let Ok(permit) = semaphore.clone().acquire_owned().await else {

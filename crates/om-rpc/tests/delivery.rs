@@ -333,3 +333,73 @@ async fn closed_subscription_lets_wait_return() {
         .expect("wait returns once the subscription is gone")
         .unwrap();
 }
+
+/// test-cases J 114: requests the driver fetched before `stop()` are still
+/// processed (they were acknowledged first, so skipping one would lose it);
+/// the server takes nothing new afterwards. One worker, so four requests
+/// wait in the driver while the first one runs.
+#[tokio::test]
+async fn requests_fetched_before_stop_are_still_processed() {
+    let (t, script) = scripted::transport();
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let handled = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let endpoint = {
+        let (release, handled) = (release.clone(), handled.clone());
+        Endpoint::new().method("work", move |_c: Context, a: N| {
+            let (release, handled) = (release.clone(), handled.clone());
+            async move {
+                if a.n == 0 {
+                    // The first request holds the only worker until released.
+                    release.acquire().await.unwrap().forget();
+                }
+                handled.lock().unwrap().push(a.n);
+                Ok(a.n)
+            }
+        })
+    };
+    let s = RpcServer::builder(t, Target::new("drain").with_server("s1"))
+        .endpoint(endpoint)
+        .executor_pool_size(1)
+        .build()
+        .unwrap();
+    s.start().await.unwrap();
+    for n in 0..5 {
+        script.push(&format!("m{n}"), "work", json!({ "n": n }), None, None);
+    }
+    eventually("the first request to start", || {
+        script.log.events().contains(&Event::Ack("m0".into()))
+    })
+    .await;
+    // stop() returns although the only worker is busy and four fetched
+    // requests still wait for it.
+    tokio::time::timeout(Duration::from_secs(5), s.stop())
+        .await
+        .expect("stop() returned while the worker was busy")
+        .unwrap();
+    assert!(
+        handled.lock().unwrap().is_empty(),
+        "the first request is still running"
+    );
+    release.add_permits(1);
+    tokio::time::timeout(Duration::from_secs(10), s.wait())
+        .await
+        .expect("wait() returned")
+        .unwrap();
+    assert_eq!(
+        *handled.lock().unwrap(),
+        vec![0, 1, 2, 3, 4],
+        "every fetched request ran, in order"
+    );
+    let acks: Vec<Event> = script
+        .log
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Ack(_)))
+        .collect();
+    assert_eq!(acks.len(), 5, "each request acknowledged once: {acks:?}");
+    // The subscription is stopped: the driver refuses anything new.
+    assert!(
+        script.tx.is_closed(),
+        "the listener was stopped, so no new request is taken"
+    );
+}
