@@ -355,9 +355,14 @@ pub fn decode_as<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
 /// an object with both envelope keys is unwrapped after checking the version
 /// is compatible with 2.0; anything else must be a bare JSON object.
 pub fn decode(body: &[u8]) -> Result<JsonObject> {
+    decode_with_format(body).map(|(message, _)| message)
+}
+
+/// [`decode`], also telling whether the body was a 2.0 envelope.
+fn decode_with_format(body: &[u8]) -> Result<(JsonObject, Format)> {
     if let Some(inner) = unwrap_common_envelope(body) {
         if let Ok(inner) = serde_json::from_slice::<JsonObject>(&inner) {
-            return Ok(inner);
+            return Ok((inner, Format::V2));
         }
     }
     // Next fastest: exactly the two envelope keys, a string version, a string
@@ -369,13 +374,13 @@ pub fn decode(body: &[u8]) -> Result<JsonObject> {
             || crate::version::is_compatible(Some(ENVELOPE_VERSION), Some(&env.version))
         {
             if let Ok(inner) = serde_json::from_str::<JsonObject>(&env.message) {
-                return Ok(inner);
+                return Ok((inner, Format::V2));
             }
         }
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| Error::MalformedMessage(format!("body is not valid JSON: {e}")))?;
-    decode_value(value)
+    decode_value_with_format(value)
 }
 
 /// The message of a 2.0 body laid out exactly as Python's `json.dumps` and
@@ -455,6 +460,10 @@ struct EnvelopeRef<'a> {
 
 /// Like [`decode`], from an already parsed JSON value.
 pub fn decode_value(value: Value) -> Result<JsonObject> {
+    decode_value_with_format(value).map(|(message, _)| message)
+}
+
+fn decode_value_with_format(value: Value) -> Result<(JsonObject, Format)> {
     let Value::Object(mut obj) = value else {
         return Err(Error::MalformedMessage(format!(
             "body must be a JSON object, got {}",
@@ -485,14 +494,14 @@ pub fn decode_value(value: Value) -> Result<JsonObject> {
         let inner: Value = serde_json::from_str(&inner)
             .map_err(|e| Error::MalformedMessage(format!("oslo.message is not valid JSON: {e}")))?;
         match inner {
-            Value::Object(m) => Ok(m),
+            Value::Object(m) => Ok((m, Format::V2)),
             other => Err(Error::MalformedMessage(format!(
                 "oslo.message must hold a JSON object, got {}",
                 crate::context::json_kind(&other)
             ))),
         }
     } else {
-        Ok(obj)
+        Ok((obj, Format::V1))
     }
 }
 
@@ -605,6 +614,8 @@ pub struct SplitMessage<const N: usize> {
     pub reserved: [Option<Value>; N],
     /// Everything else, in arrival order.
     pub message: JsonObject,
+    /// How the body was laid out: a 2.0 envelope, or a bare object.
+    pub format: Format,
 }
 
 /// Decodes like [`decode`] and takes the message apart in the same pass:
@@ -624,13 +635,14 @@ pub fn decode_split<const N: usize>(body: &[u8], reserved: &[&str; N]) -> Result
             }
         }
     }
-    let mut message = decode(body)?;
+    let (mut message, format) = decode_with_format(body)?;
     let ctxt = unpack_context_flat(&mut message);
     let reserved = reserved.map(|key| message.shift_remove(key));
     Ok(SplitMessage {
         ctxt,
         reserved,
         message,
+        format,
     })
 }
 
@@ -665,6 +677,8 @@ impl<'de, const N: usize> serde::de::Visitor<'de> for SplitSeed<'_, N> {
             ctxt: JsonObject::new(),
             reserved: std::array::from_fn(|_| None),
             message: JsonObject::with_capacity(map.size_hint().unwrap_or(8)),
+            // Only the envelope fast path deserializes with this seed.
+            format: Format::V2,
         };
         while let Some(mut key) = map.next_key::<String>()? {
             let value: Value = map.next_value()?;

@@ -166,6 +166,7 @@ proptest! {
         prop_assert_eq!(&split.reserved, &taken);
         prop_assert_eq!(&split.message, &expected);
         prop_assert_eq!(keys(&split.message), keys(&expected));
+        prop_assert_eq!(split.format, if v1 { Format::V1 } else { Format::V2 });
     }
 
     #[test]

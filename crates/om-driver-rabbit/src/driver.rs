@@ -4,6 +4,7 @@
 use crate::codec::{self, short_string, MSG_ID, REPLY_Q, TIMEOUT, UNIQUE_ID};
 use crate::connect::{Connector, DRIVER};
 use crate::consumer::{ConsumeSpec, ConsumerHandle, Deliveries, QueueSpec};
+use crate::kombu_json;
 use crate::options::{Compression, RabbitOptions};
 use crate::publisher::{ExchangeDecl, Outgoing, Publisher, QueueDecl, Returned, Routing};
 use crate::qmanager::QueueManager;
@@ -710,7 +711,12 @@ impl RabbitListener {
             }
         };
         let [msg_id, reply_q, timeout, unique_id] = split.reserved;
-        let (mut ctxt, msg) = (split.ctxt, split.message);
+        let (mut ctxt, mut msg) = (split.ctxt, split.message);
+        if split.format == Format::V1 {
+            // A bare body went through kombu's JSON encoder in Python.
+            kombu_json::plain_values(&mut msg);
+            kombu_json::plain_values(&mut ctxt);
+        }
         let msg_id = codec::string(msg_id);
         let reply_q = codec::string(reply_q);
         let timeout = timeout.unwrap_or(Value::Null);

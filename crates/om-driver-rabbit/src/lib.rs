@@ -51,6 +51,10 @@
 //!   streams with the `compression: application/x-gzip` header, as kombu;
 //!   other kombu codecs (`bzip2`, `lzma`, ...) are rejected as configuration
 //!   errors. Compressed bodies are decoded transparently.
+//! * **1.0 bodies** (Python's `messaging` notification driver): kombu's
+//!   JSON type markers (`{"__type__": "datetime", "__value__": …}`, also
+//!   `date`, `time`, `decimal`, `uuid`, `bytes`) are handed to endpoints as
+//!   the strings a 2.0 body carries for the same values.
 //! * **TLS**: `ssl=true` needs the crate feature `tls` (rustls).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -58,6 +62,7 @@ mod codec;
 mod connect;
 mod consumer;
 mod driver;
+mod kombu_json;
 mod options;
 mod publisher;
 mod qmanager;

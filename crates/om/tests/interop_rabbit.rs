@@ -645,14 +645,55 @@ async fn python_notifier_to_om_listener() {
         )
         .await;
 
-        let mut got = got.wait(3).await;
-        assert_eq!(got.len(), 3, "{driver}: {got:?}");
+        // Python values JSON cannot hold: kombu marks them in a 1.0 body,
+        // oslo.serialization turns them into strings in a 2.0 one; om's
+        // endpoint sees the 2.0 strings either way.
+        peer.run(
+            "notify-send",
+            &[
+                "--url",
+                &url,
+                "--topic",
+                &topic,
+                "--driver",
+                driver,
+                "--event-type",
+                "typed",
+                "--payload",
+                r#"{"n": 1}"#,
+                "--typed",
+                r#"{"at": ["datetime", "2024-01-02T03:04:05.000006"],
+                    "whole": ["datetime", "2024-01-02T03:04:05"],
+                    "aware": ["datetime", "2024-01-02T03:04:05.5+02:00"],
+                    "day": ["date", "2024-01-02"],
+                    "id": ["uuid", "0123456789abcdef0123456789abcdef"],
+                    "amount": ["decimal", "1.50"]}"#,
+            ],
+        )
+        .await;
+
+        let mut got = got.wait(4).await;
+        assert_eq!(got.len(), 4, "{driver}: {got:?}");
         got.sort_by(|a, b| a.event_type.cmp(&b.event_type));
         assert_eq!(got[0].event_type, "big");
         assert_eq!(got[0].payload, mib_payload());
         // got[1] is the one checked field by field above
         assert_eq!(got[1].event_type, "compute.instance.delete.start");
         assert_eq!(got[2].payload, rich_payload());
+        assert_eq!(got[3].event_type, "typed");
+        assert_eq!(
+            got[3].payload,
+            json!({
+                "n": 1,
+                "at": "2024-01-02T03:04:05.000006",
+                "whole": "2024-01-02T03:04:05.000000",
+                "aware": "2024-01-02T03:04:05.500000",
+                "day": "2024-01-02",
+                "id": "01234567-89ab-cdef-0123-456789abcdef",
+                "amount": "1.50",
+            }),
+            "{driver}"
+        );
 
         listener.stop().await;
         listener.wait().await;

@@ -20,6 +20,9 @@ Modes (each prints JSON lines on stdout; long-running modes print
   notify-send     --url U --topic T [--driver messagingv2|messaging]
                   [--priority info] [--event-type E] [--publisher-id P]
                   [--context JSON] [--payload JSON] [--count N]
+                  [--typed JSON]  ({"field": [TYPE, VALUE]}: payload entries
+                  of Python type TYPE (datetime, date, uuid, decimal) made
+                  from VALUE, for what JSON alone cannot carry)
   notify-listen   --url U --topic T [--pool P] [--exchange E] --count N
                   [--timeout F]
 
@@ -37,10 +40,13 @@ line per request; notify-send prints {"sent": N}; notify-listen prints one
 """
 
 import argparse
+import datetime
+import decimal
 import json
 import sys
 import threading
 import time
+import uuid
 
 from oslo_config import cfg
 import oslo_messaging as messaging
@@ -183,6 +189,15 @@ def rpc_cast(args):
     transport.cleanup()
 
 
+# Python values that plain JSON cannot carry, made from their text.
+TYPED = {
+    "datetime": datetime.datetime.fromisoformat,
+    "date": datetime.date.fromisoformat,
+    "uuid": lambda text: uuid.UUID(hex=text),
+    "decimal": decimal.Decimal,
+}
+
+
 def notify_send(args, serializer=None):
     transport = messaging.get_notification_transport(CONF, url=args.url)
     kwargs = {"serializer": serializer} if serializer is not None else {}
@@ -195,6 +210,8 @@ def notify_send(args, serializer=None):
     payload = load_json(args.payload)
     if payload is None:
         payload = {}
+    for field, (kind, value) in (load_json(args.typed) or {}).items():
+        payload[field] = TYPED[kind](value)
     method = getattr(notifier, args.priority)
     for i in range(args.count):
         p = payload
@@ -272,6 +289,7 @@ def parser():
     p.add_argument("--event-type", default="om.test")
     p.add_argument("--publisher-id", default="python.peer")
     p.add_argument("--payload")
+    p.add_argument("--typed")
     p.add_argument("--count", type=int, default=1)
     return p
 
