@@ -1,5 +1,5 @@
 //! Declared exchanges, queues, arguments and bindings, checked with
-//! rabbitmqctl against test-cases.md 56, 57, 67, 69, 73, 74, 80, 85.
+//! rabbitmqctl against test-cases.md 56, 57, 67, 69, 71, 73, 74, 80, 85.
 
 mod common;
 
@@ -367,5 +367,127 @@ async fn quorum_queues_on_a_fresh_vhost() {
     listener.cleanup().await.expect("cleanup");
     client.cleanup().await;
     server.cleanup().await;
+    ctl_cmd(&ctl_prefix, &format!("delete_vhost {vhost}"));
+}
+
+/// test-cases 71: a declaration that conflicts with what the vhost already
+/// has. An exchange that exists non-durable makes a durable server fall
+/// back to a non-durable exchange and queue (as oslo does); a quorum queue
+/// cannot follow it there, and a shared queue declared with other
+/// arguments is refused: both fail `listen()` with a typed error that
+/// carries the broker's `PRECONDITION_FAILED` text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declarations_that_conflict_with_existing_ones() {
+    let Some((url, ctl_prefix)) = broker() else {
+        return;
+    };
+    let vhost = format!("om_conflict_{}", uniq());
+    ctl_cmd(&ctl_prefix, &format!("add_vhost {vhost}"));
+    ctl_cmd(
+        &ctl_prefix,
+        &format!("set_permissions -p {vhost} guest '.*' '.*' '.*'"),
+    );
+    let mut parsed = om_driver_api::om_core::TransportUrl::parse(&url).expect("url");
+    parsed.virtual_host = Some(vhost.clone());
+    let vurl = parsed.to_string_with_secrets();
+    let p = format!("-p {vhost} ");
+
+    // Defaults: the `openstack` exchange is declared non-durable.
+    let plain = driver(&vurl, &[]);
+    let shared = format!("shared_{}", uniq());
+    let first = plain
+        .listen(
+            Target::new(&shared).with_server("a"),
+            ListenOptions::default(),
+        )
+        .await
+        .expect("listen with defaults");
+    let ex = ctl(&ctl_prefix, &format!("{p}{EXCHANGE_COLS}"));
+    assert_eq!(
+        row(&ex, "openstack").map(|r| r[2].as_str()),
+        Some("false"),
+        "{ex:?}"
+    );
+
+    // Durable queues asked for: exchange and queue fall back to non-durable.
+    let durable = driver(&vurl, &[("amqp_durable_queues", "true")]);
+    let topic = format!("durable_{}", uniq());
+    let fell_back = durable
+        .listen(
+            Target::new(&topic).with_server("b"),
+            ListenOptions::default(),
+        )
+        .await
+        .expect("a durable server on a non-durable exchange falls back");
+    let qs = ctl(&ctl_prefix, &format!("{p}{QUEUE_COLS}"));
+    let r = row(&qs, &topic).unwrap_or_else(|| panic!("queue {topic} missing: {qs:?}"));
+    assert_eq!(
+        r[1], "false",
+        "declared non-durable after the fallback: {r:?}"
+    );
+
+    // Quorum queues must be durable: no fallback possible, a typed error.
+    let quorum = driver(&vurl, &[("rabbit_quorum_queue", "true")]);
+    let qtopic = format!("quorum_{}", uniq());
+    let err = quorum
+        .listen(
+            Target::new(&qtopic).with_server("c"),
+            ListenOptions::default(),
+        )
+        .await
+        .err()
+        .expect("a quorum queue behind a non-durable exchange is refused");
+    let text = err.to_string();
+    assert!(
+        matches!(err, om_driver_api::om_core::Error::ServerListen { .. })
+            && text.contains("PRECONDITION_FAILED"),
+        "{err:?}"
+    );
+
+    // Moving a vhost to quorum queues: the classic shared queue exists
+    // (durable exchange this time), the quorum declaration is refused.
+    let vhost2 = format!("om_conflict2_{}", uniq());
+    ctl_cmd(&ctl_prefix, &format!("add_vhost {vhost2}"));
+    ctl_cmd(
+        &ctl_prefix,
+        &format!("set_permissions -p {vhost2} guest '.*' '.*' '.*'"),
+    );
+    parsed.virtual_host = Some(vhost2.clone());
+    let vurl2 = parsed.to_string_with_secrets();
+    let classic = driver(&vurl2, &[("amqp_durable_queues", "true")]);
+    let existing = classic
+        .listen(
+            Target::new(&shared).with_server("d"),
+            ListenOptions::default(),
+        )
+        .await
+        .expect("listen with classic durable queues");
+    let moved = driver(&vurl2, &[("rabbit_quorum_queue", "true")]);
+    let err = moved
+        .listen(
+            Target::new(&shared).with_server("e"),
+            ListenOptions::default(),
+        )
+        .await
+        .err()
+        .expect("a classic shared queue redeclared as quorum is refused");
+    let text = err.to_string();
+    assert!(
+        matches!(err, om_driver_api::om_core::Error::ServerListen { .. })
+            && text.contains("PRECONDITION_FAILED")
+            && text.contains(&shared),
+        "{err:?}"
+    );
+    existing.cleanup().await.expect("cleanup");
+    for d in [classic, moved] {
+        d.cleanup().await;
+    }
+    ctl_cmd(&ctl_prefix, &format!("delete_vhost {vhost2}"));
+
+    first.cleanup().await.expect("cleanup");
+    fell_back.cleanup().await.expect("cleanup");
+    for d in [plain, durable, quorum] {
+        d.cleanup().await;
+    }
     ctl_cmd(&ctl_prefix, &format!("delete_vhost {vhost}"));
 }
