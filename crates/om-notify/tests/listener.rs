@@ -851,3 +851,45 @@ async fn dropping_a_running_listener_stops_it() {
         "kept on the broker"
     );
 }
+
+/// test-cases J 113 as om has it: `wait_timeout` gives `TaskTimeout` while
+/// an endpoint is still running, and can be called again to finish the
+/// wait once it returned.
+#[tokio::test]
+async fn wait_timeout_reports_task_timeout_and_can_be_resumed() {
+    let (transport, _) = fake("l-wait-timeout").await;
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
+    let (r, s) = (release.clone(), started.clone());
+    let listener = NotificationListener::builder(transport.clone())
+        .target(Target::new("held"))
+        .endpoint(Endpoint::new().info(move |_: Notification| {
+            let (r, s) = (r.clone(), s.clone());
+            async move {
+                s.fetch_add(1, Ordering::SeqCst);
+                r.acquire().await.expect("semaphore").forget();
+            }
+        }))
+        .build()
+        .expect("listener");
+    listener.start().await.expect("start");
+    notifier(&transport, "held")
+        .info(&Context::new(), "e", 1)
+        .await
+        .expect("sent");
+    eventually(5, "the endpoint to start", || {
+        started.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    listener.stop().await;
+    let err = listener
+        .wait_timeout(Duration::from_millis(100))
+        .await
+        .expect_err("the endpoint is still running");
+    assert_eq!(err.oslo_name(), "TaskTimeout", "{err:?}");
+    release.add_permits(1);
+    listener
+        .wait_timeout(Duration::from_secs(5))
+        .await
+        .expect("the resumed wait finishes once the endpoint returned");
+}

@@ -265,6 +265,11 @@ impl RemoteErrorExt for Error {
 /// re-raised the remote class itself ([`RemoteException::Typed`]: module
 /// `builtins`/`exceptions` or listed in `allowed_remote_exmods`) or its
 /// generic `RemoteError` ([`RemoteException::Opaque`]).
+///
+/// om decides by the module alone, since it cannot import Python classes.
+/// Python also falls back to `RemoteError` when an allowed module lacks the
+/// class, the name is not an exception class, or its constructor rejects
+/// the sent arguments; om still reports those as `Typed`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum RemoteException<'a> {
     /// The module is allowed: Python re-raises the class (or a `_Remote`
