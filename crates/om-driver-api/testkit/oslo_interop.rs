@@ -27,7 +27,8 @@ const BOUND: Duration = Duration::from_secs(60);
 pub type Seen = Arc<Mutex<Vec<(String, Value, Value)>>>;
 
 /// The om counterpart of the Python peer's endpoints: `echo`, `cast_sink`,
-/// `fail` (a `ValueError`), `sleep`, `context` in the null namespace at
+/// `fail` (a `ValueError`, or the exception `class` of `module` when the
+/// arguments name them), `sleep`, `context` in the null namespace at
 /// version 1.5, and `ns_echo` in namespace `om_ns` at version 2.3. `echo`
 /// and `cast_sink` record what they got in `seen`.
 pub fn om_endpoints(server: &str, seen: Seen) -> Vec<Endpoint> {
@@ -54,12 +55,17 @@ pub fn om_endpoints(server: &str, seen: Seen) -> Vec<Endpoint> {
             }
         })
         .method("fail", |_ctx: Context, args: Value| async move {
-            let message = args
-                .get("message")
-                .and_then(Value::as_str)
-                .unwrap_or("boom")
-                .to_owned();
-            Err::<(), _>(HandlerError::value_error(message))
+            let text = |key: &str, default: &str| {
+                args.get(key)
+                    .and_then(Value::as_str)
+                    .unwrap_or(default)
+                    .to_owned()
+            };
+            Err::<(), _>(HandlerError::new(
+                text("module", "builtins"),
+                text("class", "ValueError"),
+                text("message", "boom"),
+            ))
         })
         .method("context", |ctx: Context, _args: Value| async move {
             Ok::<_, HandlerError>(ctx)

@@ -376,6 +376,58 @@ async fn python_client_gets_python_exceptions_from_om_server() {
         "Endpoint does not support RPC version 2.0. Attempted method: echo"
     );
 
+    // allowed_remote_exmods (test-cases E 49, E 50): the class of an
+    // allowed module is re-raised as `<class>_Remote`; a class the module
+    // lacks, or a module not allowed, gives RemoteError. om's client
+    // classifies by module alone (RemoteException), so only Python can
+    // tell the two allowed cases apart.
+    let fail = |class: &str| {
+        format!(
+            r#"{{"message": "gone", "module": "oslo_messaging.exceptions", "class": "{class}"}}"#
+        )
+    };
+    let allowed = ["--allowed-exmods", "oslo_messaging.exceptions"];
+    let args = fail("MessagingException");
+    let out = peer
+        .run(
+            "rpc-call",
+            &py_args(
+                &url,
+                &topic,
+                &[&["--method", "fail", "--args", &args][..], &allowed[..]].concat(),
+            ),
+        )
+        .await;
+    assert_eq!(out["error"]["class"], "MessagingException_Remote", "{out}");
+    assert_eq!(out["error"]["module"], "oslo_messaging.exceptions_Remote");
+    let message = out["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with("gone\n"),
+        "message and traceback: {out}"
+    );
+    let out = peer
+        .run(
+            "rpc-call",
+            &py_args(&url, &topic, &["--method", "fail", "--args", &args]),
+        )
+        .await;
+    assert_eq!(out["error"]["class"], "RemoteError", "not allowed: {out}");
+    assert_eq!(out["error"]["exc_type"], "MessagingException");
+    assert_eq!(out["error"]["value"], "gone");
+    let args = fail("NoSuchError");
+    let out = peer
+        .run(
+            "rpc-call",
+            &py_args(
+                &url,
+                &topic,
+                &[&["--method", "fail", "--args", &args][..], &allowed[..]].concat(),
+            ),
+        )
+        .await;
+    assert_eq!(out["error"]["class"], "RemoteError", "missing class: {out}");
+    assert_eq!(out["error"]["exc_type"], "NoSuchError");
+
     // a private method is refused like Python's default access policy
     let out = peer
         .run(
