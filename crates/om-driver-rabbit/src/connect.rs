@@ -241,3 +241,40 @@ fn tls_config(_opts: &RabbitOptions) -> Result<OwnedTLSConfig> {
             .into(),
     ))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn connector(url: &str) -> Connector {
+        let url = TransportUrl::parse(url).unwrap();
+        Connector::new(&url, Arc::new(RabbitOptions::default())).unwrap()
+    }
+
+    /// test-cases A 3: no virtual host and an empty one both mean `/`; no
+    /// host means kombu's `guest:guest@localhost:5672`.
+    #[test]
+    fn virtual_host_and_default_broker_as_kombu() {
+        for (url, vhost) in [
+            ("rabbit://", "/"),
+            ("rabbit:///", "/"),
+            ("rabbit://h/", "/"),
+            ("rabbit://h/vh", "vh"),
+            ("rabbit://h/%2F", "/"),
+        ] {
+            let c = connector(url);
+            let uri = c.uri(&c.endpoints[0]);
+            assert_eq!(uri.vhost, vhost, "{url}");
+        }
+        let c = connector("rabbit://");
+        assert_eq!(c.endpoints.len(), 1);
+        let uri = c.uri(&c.endpoints[0]);
+        assert_eq!(
+            (uri.authority.host.as_str(), uri.authority.port),
+            ("localhost", 5672)
+        );
+        assert_eq!(uri.authority.userinfo.username, "guest");
+        assert_eq!(uri.authority.userinfo.password, "guest");
+    }
+}
