@@ -658,6 +658,14 @@ async fn python_notifier_to_om_listener() {
             String::new,
         )
         .await;
+        // test-cases G 93: the RabbitMQ listener's context has the sender's
+        // keys and `client_timeout: null`, as Python's.
+        let ctxt = got.0.lock().unwrap()[0].ctxt.clone();
+        assert_eq!(
+            ctxt.get("client_timeout"),
+            Some(&Value::Null),
+            "{driver}: {ctxt:?}"
+        );
         let (_tmp, arg) = json_file(&mib_payload());
         peer.run(
             "notify-send",
