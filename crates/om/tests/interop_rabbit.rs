@@ -442,6 +442,56 @@ async fn python_client_gets_python_exceptions_from_om_server() {
     t.cleanup().await;
 }
 
+/// test-cases F 72: with `kombu_compression=gzip` each side writes zlib
+/// bodies that the other, configured without it, reads: a Python client
+/// calling an om server and an om client calling a Python server, with
+/// 1 MiB payloads (the option is set in each sender's URL query).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_bodies_both_ways() {
+    let Some((url, peer)) = setup("OM_RABBIT_URL") else {
+        return;
+    };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let gzip = format!("{url}{sep}kombu_compression=gzip");
+    let big = mib_payload();
+
+    // Python (gzip) → om (plain), and om's plain reply back.
+    let topic = unique("interop_gzip_om");
+    let t = transport(&url).await;
+    let srv = om_server(&t, &topic, "om1", Arc::default()).await;
+    let (_tmp, arg) = json_file(&big);
+    let out = peer
+        .run(
+            "rpc-call",
+            &py_args(&gzip, &topic, &["--method", "echo", "--args", &arg]),
+        )
+        .await;
+    assert!(
+        out["result"] == big,
+        "the compressed 1 MiB call came back: {}",
+        out.get("error").unwrap_or(&Value::Null)
+    );
+    srv.stop().await.expect("stop");
+    srv.wait().await.expect("wait");
+
+    // om (gzip) → Python (plain), and Python's plain reply back.
+    let topic = unique("interop_gzip_py");
+    let mut py = python_server(&peer, &url, &topic, "py1").await;
+    let compressed = transport(&gzip).await;
+    let client = RpcClient::builder(compressed.clone(), Target::new(&topic))
+        .timeout(WAIT)
+        .build();
+    let got: Value = client
+        .call(&Context::new(), "echo", big.clone())
+        .await
+        .expect("a compressed call to Python");
+    assert!(got == big, "Python echoed the 1 MiB payload");
+    py.peer_server.next_line(WAIT).await;
+    py.peer_server.finish().await;
+    compressed.cleanup().await;
+    t.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_client_timeout_and_heartbeats_with_om_server() {
     let Some((url, peer)) = setup("OM_RABBIT_URL") else {
