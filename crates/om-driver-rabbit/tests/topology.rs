@@ -19,6 +19,20 @@ fn has_binding(rows: &[Vec<String>], source: &str, dest: &str, key: &str) -> boo
         .any(|r| r.len() >= 3 && r[0] == source && r[1] == dest && r[2] == key)
 }
 
+/// A new virtual host `<prefix>_<uuid>` that guest may use, and the test
+/// URL pointed at it.
+fn fresh_vhost(url: &str, ctl_prefix: &str, prefix: &str) -> (String, String) {
+    let vhost = format!("{prefix}_{}", uniq());
+    ctl_cmd(ctl_prefix, &format!("add_vhost {vhost}"));
+    ctl_cmd(
+        ctl_prefix,
+        &format!("set_permissions -p {vhost} guest '.*' '.*' '.*'"),
+    );
+    let mut parsed = om_driver_api::om_core::TransportUrl::parse(url).expect("url");
+    parsed.virtual_host = Some(vhost.clone());
+    (vhost, parsed.to_string_with_secrets())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_topology_matches_python() {
     let Some((url, ctl_prefix)) = broker() else {
@@ -284,15 +298,7 @@ async fn quorum_queues_on_a_fresh_vhost() {
     let Some((url, ctl_prefix)) = broker() else {
         return;
     };
-    let vhost = format!("om_quorum_{}", uniq());
-    ctl_cmd(&ctl_prefix, &format!("add_vhost {vhost}"));
-    ctl_cmd(
-        &ctl_prefix,
-        &format!("set_permissions -p {vhost} guest '.*' '.*' '.*'"),
-    );
-    let mut parsed = om_driver_api::om_core::TransportUrl::parse(&url).expect("url");
-    parsed.virtual_host = Some(vhost.clone());
-    let vurl = parsed.to_string_with_secrets();
+    let (vhost, vurl) = fresh_vhost(&url, &ctl_prefix, "om_quorum");
     let opts = [
         ("rabbit_quorum_queue", "true"),
         ("rabbit_transient_quorum_queue", "true"),
@@ -381,15 +387,7 @@ async fn declarations_that_conflict_with_existing_ones() {
     let Some((url, ctl_prefix)) = broker() else {
         return;
     };
-    let vhost = format!("om_conflict_{}", uniq());
-    ctl_cmd(&ctl_prefix, &format!("add_vhost {vhost}"));
-    ctl_cmd(
-        &ctl_prefix,
-        &format!("set_permissions -p {vhost} guest '.*' '.*' '.*'"),
-    );
-    let mut parsed = om_driver_api::om_core::TransportUrl::parse(&url).expect("url");
-    parsed.virtual_host = Some(vhost.clone());
-    let vurl = parsed.to_string_with_secrets();
+    let (vhost, vurl) = fresh_vhost(&url, &ctl_prefix, "om_conflict");
     let p = format!("-p {vhost} ");
 
     // Defaults: the `openstack` exchange is declared non-durable.
@@ -446,14 +444,7 @@ async fn declarations_that_conflict_with_existing_ones() {
 
     // Moving a vhost to quorum queues: the classic shared queue exists
     // (durable exchange this time), the quorum declaration is refused.
-    let vhost2 = format!("om_conflict2_{}", uniq());
-    ctl_cmd(&ctl_prefix, &format!("add_vhost {vhost2}"));
-    ctl_cmd(
-        &ctl_prefix,
-        &format!("set_permissions -p {vhost2} guest '.*' '.*' '.*'"),
-    );
-    parsed.virtual_host = Some(vhost2.clone());
-    let vurl2 = parsed.to_string_with_secrets();
+    let (vhost2, vurl2) = fresh_vhost(&url, &ctl_prefix, "om_conflict2");
     let classic = driver(&vurl2, &[("amqp_durable_queues", "true")]);
     let existing = classic
         .listen(

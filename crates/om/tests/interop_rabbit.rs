@@ -60,6 +60,14 @@ async fn python_server(peer: &Peer, url: &str, topic: &str, server: &str) -> PyS
     PyServer { peer_server: s }
 }
 
+/// Python `notify-send` of one notification in `driver`'s format, with
+/// `extra` arguments.
+async fn notify_send(peer: &Peer, url: &str, topic: &str, driver: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--url", url, "--topic", topic, "--driver", driver];
+    args.extend_from_slice(extra);
+    peer.run("notify-send", &args).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn om_client_calls_python_server() {
     let Some((url, peer)) = setup("OM_RABBIT_URL") else {
@@ -381,23 +389,20 @@ async fn python_client_gets_python_exceptions_from_om_server() {
     // lacks, or a module not allowed, gives RemoteError. om's client
     // classifies by module alone (RemoteException), so only Python can
     // tell the two allowed cases apart.
-    let fail = |class: &str| {
-        format!(
-            r#"{{"message": "gone", "module": "oslo_messaging.exceptions", "class": "{class}"}}"#
-        )
+    let fail = |class: &'static str, allow: bool| {
+        let (peer, url, topic) = (&peer, &url, &topic);
+        async move {
+            let args = format!(
+                r#"{{"message": "gone", "module": "oslo_messaging.exceptions", "class": "{class}"}}"#
+            );
+            let mut extra = vec!["--method", "fail", "--args", &args];
+            if allow {
+                extra.extend(["--allowed-exmods", "oslo_messaging.exceptions"]);
+            }
+            peer.run("rpc-call", &py_args(url, topic, &extra)).await
+        }
     };
-    let allowed = ["--allowed-exmods", "oslo_messaging.exceptions"];
-    let args = fail("MessagingException");
-    let out = peer
-        .run(
-            "rpc-call",
-            &py_args(
-                &url,
-                &topic,
-                &[&["--method", "fail", "--args", &args][..], &allowed[..]].concat(),
-            ),
-        )
-        .await;
+    let out = fail("MessagingException", true).await;
     assert_eq!(out["error"]["class"], "MessagingException_Remote", "{out}");
     assert_eq!(out["error"]["module"], "oslo_messaging.exceptions_Remote");
     let message = out["error"]["message"].as_str().unwrap_or("");
@@ -405,26 +410,11 @@ async fn python_client_gets_python_exceptions_from_om_server() {
         message.starts_with("gone\n"),
         "message and traceback: {out}"
     );
-    let out = peer
-        .run(
-            "rpc-call",
-            &py_args(&url, &topic, &["--method", "fail", "--args", &args]),
-        )
-        .await;
+    let out = fail("MessagingException", false).await;
     assert_eq!(out["error"]["class"], "RemoteError", "not allowed: {out}");
     assert_eq!(out["error"]["exc_type"], "MessagingException");
     assert_eq!(out["error"]["value"], "gone");
-    let args = fail("NoSuchError");
-    let out = peer
-        .run(
-            "rpc-call",
-            &py_args(
-                &url,
-                &topic,
-                &[&["--method", "fail", "--args", &args][..], &allowed[..]].concat(),
-            ),
-        )
-        .await;
+    let out = fail("NoSuchError", true).await;
     assert_eq!(out["error"]["class"], "RemoteError", "missing class: {out}");
     assert_eq!(out["error"]["exc_type"], "NoSuchError");
 
@@ -717,15 +707,12 @@ async fn python_notifier_to_om_listener() {
             "{driver}: {ctxt:?}"
         );
         let (_tmp, arg) = json_file(&mib_payload());
-        peer.run(
-            "notify-send",
+        notify_send(
+            &peer,
+            &url,
+            &topic,
+            driver,
             &[
-                "--url",
-                &url,
-                "--topic",
-                &topic,
-                "--driver",
-                driver,
                 "--priority",
                 "info",
                 "--event-type",
@@ -736,15 +723,12 @@ async fn python_notifier_to_om_listener() {
         )
         .await;
         let (_tmp2, arg2) = json_file(&rich_payload());
-        peer.run(
-            "notify-send",
+        notify_send(
+            &peer,
+            &url,
+            &topic,
+            driver,
             &[
-                "--url",
-                &url,
-                "--topic",
-                &topic,
-                "--driver",
-                driver,
                 "--priority",
                 "sample",
                 "--event-type",
@@ -754,30 +738,26 @@ async fn python_notifier_to_om_listener() {
             ],
         )
         .await;
-
         // Python values JSON cannot hold: kombu marks them in a 1.0 body,
         // oslo.serialization turns them into strings in a 2.0 one; om's
         // endpoint sees the 2.0 strings either way.
-        peer.run(
-            "notify-send",
+        notify_send(
+            &peer,
+            &url,
+            &topic,
+            driver,
             &[
-                "--url",
-                &url,
-                "--topic",
-                &topic,
-                "--driver",
-                driver,
                 "--event-type",
                 "typed",
                 "--payload",
                 r#"{"n": 1}"#,
                 "--typed",
                 r#"{"at": ["datetime", "2024-01-02T03:04:05.000006"],
-                    "whole": ["datetime", "2024-01-02T03:04:05"],
-                    "aware": ["datetime", "2024-01-02T03:04:05.5+02:00"],
-                    "day": ["date", "2024-01-02"],
-                    "id": ["uuid", "0123456789abcdef0123456789abcdef"],
-                    "amount": ["decimal", "1.50"]}"#,
+                "whole": ["datetime", "2024-01-02T03:04:05"],
+                "aware": ["datetime", "2024-01-02T03:04:05.5+02:00"],
+                "day": ["date", "2024-01-02"],
+                "id": ["uuid", "0123456789abcdef0123456789abcdef"],
+                "amount": ["decimal", "1.50"]}"#,
             ],
         )
         .await;
