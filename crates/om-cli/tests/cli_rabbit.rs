@@ -1053,3 +1053,103 @@ async fn tail_takes_only_what_it_shows() {
     r.expect_code(0);
     assert_eq!(events(&r.stdout), ["seq.e3", "seq.e4"]);
 }
+
+/// test-cases G 92: a listener killed while it handles notifications loses
+/// none of them. `om notify tail` acknowledges a notification only once it
+/// is written out; here its stdout is a pipe that is read for 1,000 bytes
+/// and then no more, so writing the first 100 KB notification is under way
+/// and blocked when the process is killed (SIGKILL, no shutdown at all). A
+/// new tail then receives all three notifications.
+#[tokio::test]
+async fn killed_tail_loses_nothing() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+    let Some(url) = rabbit_url() else { return };
+    let topic = unique("cli_kill");
+    let payload = json!({ "blob": "x".repeat(100_000) }).to_string();
+    for i in 1..=3 {
+        let event = format!("kill.e{i}");
+        om(
+            &[
+                "notify",
+                "send",
+                "--url",
+                &url,
+                "--topic",
+                &topic,
+                "--event-type",
+                &event,
+                &payload,
+            ],
+            None,
+        )
+        .await
+        .expect_code(0);
+    }
+
+    let mut child = tokio::process::Command::new(common::om_bin())
+        .args(["notify", "tail", "--url", &url, "--topic", &topic, "--json"])
+        .env_remove("OM_TRANSPORT_URL")
+        .env_remove("OM_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("om notify tail starts");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    tokio::time::timeout(READY, async {
+        while let Some(line) = stderr.next_line().await.expect("stderr") {
+            if line.contains("following notifications") {
+                return;
+            }
+        }
+        panic!("om notify tail ended before it subscribed");
+    })
+    .await
+    .expect("om notify tail subscribed");
+    // The first notification is being written: its first bytes arrive.
+    let mut first = vec![0u8; 1000];
+    tokio::time::timeout(LINE, stdout.read_exact(&mut first))
+        .await
+        .expect("tail started writing a notification")
+        .expect("read");
+    assert!(
+        String::from_utf8_lossy(&first).contains("kill.e1"),
+        "{}",
+        String::from_utf8_lossy(&first)
+    );
+    child.kill().await.expect("SIGKILL");
+    drop(stdout);
+
+    let r = om(
+        &[
+            "notify",
+            "tail",
+            "--url",
+            &url,
+            "--topic",
+            &topic,
+            "--json",
+            "--count",
+            "3",
+            "--timeout",
+            "60",
+        ],
+        None,
+    )
+    .await;
+    r.expect_code(0);
+    let mut events: Vec<String> = r
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("json")["event_type"]
+                .as_str()
+                .expect("event")
+                .to_owned()
+        })
+        .collect();
+    events.sort();
+    assert_eq!(events, ["kill.e1", "kill.e2", "kill.e3"]);
+}
