@@ -35,14 +35,9 @@ pub fn bootstrap_servers(url: &str) -> String {
     }
 }
 
-/// The value of `key` in the URL's query, if present.
-fn query_value<'u>(url: &'u str, key: &str) -> Option<&'u str> {
-    let query = url.split_once('?').map(|(_, q)| q)?;
-    query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v)
+/// The value of `key` in the URL's query, if present (om's URL parser).
+fn query_value(url: &str, key: &str) -> Option<String> {
+    om::TransportUrl::parse(url).ok()?.query.remove(key)
 }
 
 /// Whether the URL's query asks for senders that wait for every delivery

@@ -441,8 +441,9 @@ async fn compressed_bodies_both_ways() {
     let Some((url, peer)) = setup("OM_RABBIT_URL") else {
         return;
     };
-    let sep = if url.contains('?') { '&' } else { '?' };
-    let gzip = format!("{url}{sep}kombu_compression=gzip");
+    let mut gzip = om::TransportUrl::parse(&url).expect("url");
+    gzip.query.insert("kombu_compression".into(), "gzip".into());
+    let gzip = gzip.to_string_with_secrets();
     let big = mib_payload();
 
     // Python (gzip) → om (plain), and om's plain reply back.
