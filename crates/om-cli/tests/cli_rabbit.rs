@@ -964,58 +964,68 @@ async fn config_file_drives_the_client() {
     resp.wait(Duration::from_secs(30)).await;
 }
 
-#[tokio::test]
-async fn tail_takes_only_what_it_shows() {
-    let Some(url) = rabbit_url() else { return };
-    let topic = unique("cli_count");
-    for i in 1..=4 {
-        let event = format!("seq.e{i}");
-        om(
-            &[
-                "notify",
-                "send",
-                "--url",
-                &url,
-                "--topic",
-                &topic,
-                "--event-type",
-                &event,
-            ],
-            None,
-        )
-        .await
-        .expect_code(0);
+/// Sends `<prefix>.e1` … `<prefix>.e<n>` to `topic` with `om notify send`,
+/// each with `payload` when given.
+async fn send_numbered(url: &str, topic: &str, prefix: &str, n: usize, payload: Option<&str>) {
+    for i in 1..=n {
+        let event = format!("{prefix}.e{i}");
+        let mut args = vec![
+            "notify",
+            "send",
+            "--url",
+            url,
+            "--topic",
+            topic,
+            "--event-type",
+            &event,
+        ];
+        args.extend(payload);
+        om(&args, None).await.expect_code(0);
     }
-    // --count 1 shows one; the others go back to the queue.
+}
+
+/// The event types of `om notify tail --json` output, line by line.
+fn tail_events(out: &str) -> Vec<String> {
+    out.lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("json")["event_type"]
+                .as_str()
+                .expect("event")
+                .to_owned()
+        })
+        .collect()
+}
+
+/// `om notify tail --json --count N` on `topic`: the event types it showed.
+async fn tail_count(url: &str, topic: &str, count: &str, timeout: &str) -> Vec<String> {
     let r = om(
         &[
             "notify",
             "tail",
             "--url",
-            &url,
+            url,
             "--topic",
-            &topic,
+            topic,
             "--json",
             "--count",
-            "1",
+            count,
             "--timeout",
-            "30",
+            timeout,
         ],
         None,
     )
     .await;
     r.expect_code(0);
-    let events = |out: &str| -> Vec<String> {
-        out.lines()
-            .map(|l| {
-                serde_json::from_str::<Value>(l).expect("json")["event_type"]
-                    .as_str()
-                    .expect("event")
-                    .to_owned()
-            })
-            .collect()
-    };
-    assert_eq!(events(&r.stdout), ["seq.e1"]);
+    tail_events(&r.stdout)
+}
+
+#[tokio::test]
+async fn tail_takes_only_what_it_shows() {
+    let Some(url) = rabbit_url() else { return };
+    let topic = unique("cli_count");
+    send_numbered(&url, &topic, "seq", 4, None).await;
+    // --count 1 shows one; the others go back to the queue.
+    assert_eq!(tail_count(&url, &topic, "1", "30").await, ["seq.e1"]);
     // A reader that goes away after one line (`| head -n 1`) does not
     // lose the notification om could not write.
     let script = format!(
@@ -1032,26 +1042,14 @@ async fn tail_takes_only_what_it_shows() {
     .await
     .expect("om exits once its reader is gone")
     .expect("sh runs");
-    assert_eq!(events(&String::from_utf8_lossy(&out.stdout)), ["seq.e2"]);
-    let r = om(
-        &[
-            "notify",
-            "tail",
-            "--url",
-            &url,
-            "--topic",
-            &topic,
-            "--json",
-            "--count",
-            "2",
-            "--timeout",
-            "30",
-        ],
-        None,
-    )
-    .await;
-    r.expect_code(0);
-    assert_eq!(events(&r.stdout), ["seq.e3", "seq.e4"]);
+    assert_eq!(
+        tail_events(&String::from_utf8_lossy(&out.stdout)),
+        ["seq.e2"]
+    );
+    assert_eq!(
+        tail_count(&url, &topic, "2", "30").await,
+        ["seq.e3", "seq.e4"]
+    );
 }
 
 /// test-cases G 92: a listener killed while it handles notifications loses
@@ -1066,25 +1064,7 @@ async fn killed_tail_loses_nothing() {
     let Some(url) = rabbit_url() else { return };
     let topic = unique("cli_kill");
     let payload = json!({ "blob": "x".repeat(100_000) }).to_string();
-    for i in 1..=3 {
-        let event = format!("kill.e{i}");
-        om(
-            &[
-                "notify",
-                "send",
-                "--url",
-                &url,
-                "--topic",
-                &topic,
-                "--event-type",
-                &event,
-                &payload,
-            ],
-            None,
-        )
-        .await
-        .expect_code(0);
-    }
+    send_numbered(&url, &topic, "kill", 3, Some(&payload)).await;
 
     let mut child = tokio::process::Command::new(common::om_bin())
         .args(["notify", "tail", "--url", &url, "--topic", &topic, "--json"])
@@ -1122,34 +1102,7 @@ async fn killed_tail_loses_nothing() {
     child.kill().await.expect("SIGKILL");
     drop(stdout);
 
-    let r = om(
-        &[
-            "notify",
-            "tail",
-            "--url",
-            &url,
-            "--topic",
-            &topic,
-            "--json",
-            "--count",
-            "3",
-            "--timeout",
-            "60",
-        ],
-        None,
-    )
-    .await;
-    r.expect_code(0);
-    let mut events: Vec<String> = r
-        .stdout
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).expect("json")["event_type"]
-                .as_str()
-                .expect("event")
-                .to_owned()
-        })
-        .collect();
+    let mut events = tail_count(&url, &topic, "3", "60").await;
     events.sort();
     assert_eq!(events, ["kill.e1", "kill.e2", "kill.e3"]);
 }
