@@ -4,9 +4,14 @@
 //! (`linger.ms` 0), at-least-once consumption: an offset is stored for
 //! commit only after the message was handled.
 //!
-//! The URL's query may carry two of om's options, read the same way:
-//! `producer_batch_timeout` (seconds, librdkafka's `linger.ms`) and
-//! `wait_for_delivery`. With `wait_for_delivery=false`, the senders only
+//! The producer is configured as om configures its own: `linger.ms`,
+//! `batch.num.messages` and `max.in.flight.requests.per.connection` (om's
+//! `producer_max_in_flight`, 1 by default, where librdkafka's default is
+//! 1000000), so that the ratio measures om's own cost, not a setting.
+//!
+//! The URL's query may carry three of om's options, read the same way:
+//! `producer_batch_timeout` (seconds, librdkafka's `linger.ms`),
+//! `producer_max_in_flight` and `wait_for_delivery`. With `wait_for_delivery=false`, the senders only
 //! queue, as om then does: a `ThreadedProducer` whose delivery reports
 //! nobody waits for, and a yield to the runtime whenever tokio's
 //! cooperative budget is spent.
@@ -56,6 +61,18 @@ pub fn linger_ms(url: &str) -> Result<String> {
         .parse()
         .with_context(|| format!("producer_batch_timeout={raw}"))?;
     Ok(format!("{}", seconds * 1000.0))
+}
+
+/// librdkafka's `max.in.flight.requests.per.connection` for the URL: om's
+/// `producer_max_in_flight` from the query, else om's default, 1.
+pub fn max_in_flight(url: &str) -> Result<String> {
+    let Some(raw) = query_value(url, "producer_max_in_flight") else {
+        return Ok("1".into());
+    };
+    let n: u32 = raw
+        .parse()
+        .with_context(|| format!("producer_max_in_flight={raw}"))?;
+    Ok(n.to_string())
 }
 
 /// Creates `topic` with the broker's default partitioning (an existing
@@ -117,7 +134,11 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
     config
         .set("bootstrap.servers", &bootstrap)
         .set("linger.ms", linger_ms(&spec.url)?)
-        .set("batch.num.messages", "16384");
+        .set("batch.num.messages", "16384")
+        .set(
+            "max.in.flight.requests.per.connection",
+            max_in_flight(&spec.url)?,
+        );
     let body = Arc::new(crate::oslo_bodies::notification(spec.payload_bytes));
     let topic = Arc::new(topic);
     let send = if waits_for_delivery(&spec.url) {

@@ -79,5 +79,16 @@ mod tests {
             Some("5")
         );
         assert!(kafka_raw::linger_ms("kafka://h:1/?producer_batch_timeout=x").is_err());
+        assert_eq!(
+            kafka_raw::max_in_flight("kafka://h:1/").ok().as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            kafka_raw::max_in_flight("kafka://h:1/?producer_max_in_flight=5")
+                .ok()
+                .as_deref(),
+            Some("5")
+        );
+        assert!(kafka_raw::max_in_flight("kafka://h:1/?producer_max_in_flight=-1").is_err());
     }
 }

@@ -43,7 +43,10 @@
 //! producer's `message.max.bytes`, 16 MiB instead of librdkafka's 1 MB, so
 //! large notifications are limited by the broker only) and
 //! `wait_for_delivery` (true; false returns from a send once the record is
-//! queued, as Python does). Any other key, or a value of the
+//! queued, as Python does) and `producer_max_in_flight` (1: the producer's
+//! `max.in.flight.requests.per.connection`, where librdkafka's default and
+//! Python's is 1000000; records queued while a produce request is pending
+//! then go together in the next one, see [`KafkaOptions`]). Any other key, or a value of the
 //! wrong type or outside the choices, fails `Transport` creation with a
 //! `Configuration` error naming the key. Two small departures from Python's
 //! property list, without effect on the wire: `sasl.mechanism` is set only

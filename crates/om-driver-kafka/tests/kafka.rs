@@ -126,6 +126,8 @@ async fn default_options_map_to_pythons_librdkafka_settings() {
     );
     assert_eq!(get(&p, "linger.ms"), "0.0");
     assert_eq!(get(&p, "batch.num.messages"), "16384");
+    // om's own default (librdkafka's and Python's is 1000000).
+    assert_eq!(get(&p, "max.in.flight.requests.per.connection"), "1");
     assert_eq!(get(&p, "compression.codec"), "none");
     assert_eq!(get(&p, "security.protocol"), "PLAINTEXT");
     assert!(!p.contains_key("sasl.username"));
@@ -151,6 +153,7 @@ async fn options_from_configuration_and_url_override() {
             ("consumer_group", "from-conf"),
             ("producer_batch_timeout", "0.25"),
             ("producer_batch_size", "100"),
+            ("producer_max_in_flight", "5"),
             ("kafka_max_fetch_bytes", "2048"),
             ("auto_offset_reset", "earliest"),
             ("security_protocol", "SASL_PLAINTEXT"),
@@ -167,6 +170,7 @@ async fn options_from_configuration_and_url_override() {
     let p = d.producer_properties();
     assert_eq!(p["linger.ms"], "250.0");
     assert_eq!(p["batch.num.messages"], "100");
+    assert_eq!(p["max.in.flight.requests.per.connection"], "5");
     assert_eq!(p["compression.codec"], "gzip");
     assert_eq!(p["security.protocol"], "SASL_PLAINTEXT");
     assert_eq!(p["sasl.mechanism"], "PLAIN");
@@ -373,6 +377,27 @@ async fn wait_for_delivery_defaults_to_true_and_parses() {
     let e = driver("kafka://127.0.0.1:9092/", &[("wait_for_delivery", "maybe")])
         .expect_err("not a boolean");
     assert!(e.to_string().contains("wait_for_delivery"), "{e}");
+}
+
+#[tokio::test]
+async fn producer_max_in_flight_is_checked() {
+    for bad in ["0", "1000001", "many"] {
+        let e = driver(
+            "kafka://127.0.0.1:9092/",
+            &[("producer_max_in_flight", bad)],
+        )
+        .expect_err("out of range or not a number");
+        assert!(
+            e.to_string().contains("producer_max_in_flight"),
+            "{bad}: {e}"
+        );
+    }
+    let d = driver(
+        "kafka://127.0.0.1:9092/?producer_max_in_flight=1000000",
+        &[],
+    )
+    .expect("driver");
+    assert_eq!(d.options().producer_max_in_flight, 1_000_000);
 }
 
 /// `wait_for_delivery = false` (Python's way): sends return once queued,
