@@ -42,9 +42,9 @@ const BACKENDS: [&str; 3] = ["rabbit", "kafka", "amqp1"];
 const QUEUED: &str = "notify-queued";
 
 /// The Kafka scenario whose waiting senders let librdkafka batch for 5 ms
-/// (om's `producer_batch_timeout`, raw rdkafka's `linger.ms`): with oslo's
-/// default of 0, every record goes in a produce request of its own, and
-/// tansu's cost per request bounds the rate.
+/// (om's `producer_batch_timeout`, raw rdkafka's `linger.ms`), beside
+/// oslo's default of 0 (where only the single request in flight makes
+/// records share a produce request).
 const BATCHED: &str = "notify-batched";
 
 /// The URL query (om's options, read by raw rdkafka too) of a Kafka
@@ -1141,10 +1141,11 @@ caller sees it.
 `cast()` and Python's kombu `confirm_publish` both do); counted when the server's method runs.
 * **Notifications.** N senders call `Notifier::info` (`messagingv2`) on one notifier; counted when \
 the listener's endpoint runs (the listener acknowledges after the endpoint returned). RabbitMQ and \
-AMQP 1.0: publisher-confirmed / accepted sends. Kafka (`linger.ms` 0, oslo's default), two ways: \
-om and raw rdkafka wait for the delivery report of each record (also with librdkafka batching for 5 ms, om's `producer_batch_timeout = 0.005`, \
-since with oslo's default of 0 every record is a produce request of its own and tansu's cost per request \
-bounds the rate); or they only queue each record \
+AMQP 1.0: publisher-confirmed / accepted sends. Kafka (`linger.ms` 0, oslo's default; one produce \
+request in flight, om's default `producer_max_in_flight = 1`, which raw rdkafka's producer mirrors, \
+while Python keeps librdkafka's 1000000), two ways: \
+om and raw rdkafka wait for the delivery report of each record (also with librdkafka batching for 5 ms, \
+om's `producer_batch_timeout = 0.005`); or they only queue each record \
 (om's `wait_for_delivery = false`; raw: a `ThreadedProducer`), as Python's Kafka driver always does \
 (produce + poll(0)). Queueing senders pause while more than {max_backlog} notifications are sent and not \
 yet received (om-bench and bench.py `--max-backlog`, the same for all three), so that they leave the \
