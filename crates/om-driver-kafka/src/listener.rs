@@ -162,10 +162,13 @@ impl Tracker {
     }
 }
 
-/// Messages to the consumer thread.
+/// Messages to the consumer thread. Acknowledgements are not among them:
+/// they only set [`Shared::acked`], which the thread reads between polls,
+/// so that acknowledging never wakes it.
 pub(crate) enum Ctl {
-    /// Something was acknowledged: commit what can be.
-    Commit,
+    /// The channel was full and the listener has since emptied at least
+    /// half of it (see [`Shared::waiting_for_room`]).
+    Room,
     /// Stop handing out records; reply once the channel is closed.
     Stop(oneshot::Sender<()>),
     /// Commit, close the consumer (leaving the group) and end the thread.
@@ -182,6 +185,13 @@ pub(crate) struct Shared {
     auto_commit: bool,
     group: String,
     shut_down: AtomicBool,
+    /// Something was acknowledged since the thread last looked: there may
+    /// be offsets to commit.
+    acked: AtomicBool,
+    /// The thread found the channel full and waits for [`Ctl::Room`]: the
+    /// listener sends it once half the channel is free again, so a full
+    /// channel costs one wake-up per half channel, not one per record.
+    waiting_for_room: AtomicBool,
     /// Fetching is held (partitions paused) since every broker was down,
     /// until a metadata request answered after the outage (see
     /// [`hold_fetching`]).
@@ -514,7 +524,7 @@ impl IncomingHandle for KafkaHandle {
                 .tracker()
                 .acknowledge(&self.tp, self.offset, self.generation);
             if changed {
-                self.shared.send(Ctl::Commit);
+                self.shared.acked.store(true, Ordering::Release);
             }
             Ok(())
         })
@@ -556,6 +566,8 @@ pub(crate) fn new_context(
         auto_commit,
         group: group.to_owned(),
         shut_down: AtomicBool::new(false),
+        acked: AtomicBool::new(false),
+        waiting_for_room: AtomicBool::new(false),
         held: AtomicBool::new(false),
     });
     (ListenerContext { shared }, ctl_rx)
@@ -622,11 +634,29 @@ impl KafkaListener {
     }
 }
 
+impl KafkaListener {
+    /// Tells the thread, if it waits for room in the channel, once at
+    /// least half of the channel is free.
+    fn room_made(&self) {
+        // Pairs with the fence in `push`: either the thread sees the room
+        // when it retries, or this sees its flag.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.shared.waiting_for_room.load(Ordering::Relaxed)
+            && self.rx.capacity() >= self.rx.max_capacity().div_ceil(2)
+            && self.shared.waiting_for_room.swap(false, Ordering::AcqRel)
+        {
+            self.shared.send(Ctl::Room);
+        }
+    }
+}
+
 impl Listener for KafkaListener {
     fn next(&mut self) -> BoxFuture<'_, Option<Result<IncomingMessage>>> {
         Box::pin(async move {
             loop {
-                match self.rx.recv().await? {
+                let item = self.rx.recv().await?;
+                self.room_made();
+                match item {
                     Item::Error(e) => return Some(Err(e)),
                     Item::Message {
                         msg,
@@ -678,8 +708,9 @@ impl Drop for KafkaListener {
     }
 }
 
-/// Pushes an item into the channel, serving control messages while it is
-/// full. Returns the control message that ended the wait, if any.
+/// Pushes an item into the channel, serving control messages and
+/// committing while it is full. Returns the control message that ended
+/// the wait, if any.
 fn push(
     tx: &mpsc::Sender<Item>,
     mut item: Item,
@@ -695,13 +726,28 @@ fn push(
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(None),
             Err(mpsc::error::TrySendError::Full(back)) => {
                 item = back;
+                if shared.acked.swap(false, Ordering::AcqRel) {
+                    *dirty = true;
+                }
                 if *dirty && last_commit.elapsed() >= COMMIT_EVERY {
                     shared.commit(consumer, None);
                     *dirty = false;
                     *last_commit = Instant::now();
                 }
-                match ctl_rx.recv_timeout(Duration::from_millis(5)) {
-                    Ok(Ctl::Commit) => *dirty = true,
+                shared.waiting_for_room.store(true, Ordering::Relaxed);
+                std::sync::atomic::fence(Ordering::SeqCst);
+                match tx.try_send(item) {
+                    Ok(()) => {
+                        shared.waiting_for_room.store(false, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => return Err(None),
+                    Err(mpsc::error::TrySendError::Full(back)) => item = back,
+                }
+                // Woken by the listener once half the channel is free; the
+                // timeout keeps commits going while it is not.
+                match ctl_rx.recv_timeout(COMMIT_EVERY) {
+                    Ok(Ctl::Room) => {}
                     Ok(other) => return Err(Some(other)),
                     Err(std_mpsc::RecvTimeoutError::Timeout) => {}
                     Err(std_mpsc::RecvTimeoutError::Disconnected) => return Err(None),
@@ -734,9 +780,12 @@ fn run(
         while let Ok(c) = ctl_rx.try_recv() {
             pending_ctl.push(c);
         }
+        if shared.acked.swap(false, Ordering::AcqRel) {
+            dirty = true;
+        }
         for c in pending_ctl {
             match c {
-                Ctl::Commit => dirty = true,
+                Ctl::Room => {}
                 Ctl::Stop(reply) => {
                     out = None;
                     let _ = reply.send(());
@@ -837,7 +886,7 @@ fn run(
                         shared.commit(&consumer, None);
                         break 'outer;
                     }
-                    Err(Some(Ctl::Commit)) => {}
+                    Err(Some(Ctl::Room)) => {}
                 }
             }
         }

@@ -418,6 +418,65 @@ async fn queued_sends_without_delivery_wait_all_arrive() {
     t.cleanup().await;
 }
 
+/// A listener that reads more slowly than records arrive: its consumer
+/// thread finds the channel (4 records here) full again and again, waits
+/// for room, and still hands out every record once, in order, committing
+/// as it goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_channel_loses_and_repeats_nothing() {
+    let Some(url) = kafka_url() else { return };
+    let t = transport(
+        &url,
+        &[("topic_partitions", "1"), ("wait_for_delivery", "false")],
+    )
+    .await;
+    let topic = unique("full");
+    let pool = unique("full-pool");
+    let mut l = t
+        .driver()
+        .listen_for_notifications(
+            vec![(Target::new(topic.as_str()), Priority::Info)],
+            Some(pool.clone()),
+            ListenOptions::default().with_prefetch(Some(4)),
+        )
+        .await
+        .expect("listen");
+    const N: i64 = 300;
+    for n in 0..N {
+        notify(&t, &topic, Priority::Info, json!({ "n": n })).await;
+    }
+    let mut got = Vec::new();
+    while got.len() < N as usize {
+        let Some(m) = next_within(&mut l, JOIN).await else {
+            panic!("only {} of {N} records arrived", got.len());
+        };
+        if got.len() % 50 == 0 {
+            // Let the channel fill up behind a slow reader.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        m.acknowledge().await.expect("ack");
+        got.push(m);
+    }
+    // In order (one partition): `numbers` sorts, so read them here.
+    let in_order: Vec<i64> = got
+        .iter()
+        .filter_map(|m| m.message["payload"]["n"].as_i64())
+        .collect();
+    assert_eq!(in_order, (0..N).collect::<Vec<_>>());
+    assert!(drain(&mut l, Duration::from_secs(1)).await.is_empty());
+    drop(got);
+    l.cleanup().await.expect("cleanup");
+    // Everything was acknowledged, so the pool's next listener gets only
+    // what is sent after it joined.
+    let mut l2 = listen(&t, &topic, &[Priority::Info], Some(&pool)).await;
+    notify(&t, &topic, Priority::Info, json!({ "n": N })).await;
+    let mut again = collect(&mut l2, 1, JOIN).await;
+    again.extend(drain(&mut l2, Duration::from_secs(2)).await);
+    assert_eq!(numbers(&again), vec![N]);
+    l2.cleanup().await.expect("cleanup");
+    t.cleanup().await;
+}
+
 /// Queueing never waits, so a task that sends in a loop must still let the
 /// other tasks of its runtime run (a listener in the same process, say):
 /// on a single-threaded runtime the other task runs before the loop ends.
