@@ -277,9 +277,11 @@ enum State {
     Idle,
     Running {
         stop_tx: watch::Sender<bool>,
+        receiving: watch::Receiver<bool>,
         done: watch::Receiver<bool>,
     },
     Stopping {
+        receiving: watch::Receiver<bool>,
         done: watch::Receiver<bool>,
     },
 }
@@ -306,7 +308,7 @@ impl Core {
         let mut state = self.state.lock().await;
         match &*state {
             State::Running { .. } => return Ok(()),
-            State::Stopping { done } => {
+            State::Stopping { done, .. } => {
                 // Restart after stop without wait: let the old run finish.
                 let mut done = done.clone();
                 let _ = done.wait_for(|d| *d).await;
@@ -339,9 +341,11 @@ impl Core {
         };
         let (stop_tx, stop_rx) = watch::channel(false);
         let (done_tx, done_rx) = watch::channel(false);
+        let (receiving_tx, receiving_rx) = watch::channel(true);
         let run = Run {
             listener,
             stop_rx,
+            receiving: receiving_tx,
             semaphore: Arc::new(Semaphore::new(self.common.pool_size)),
             allow_requeue: self.common.allow_requeue,
             tasks: JoinSet::new(),
@@ -366,18 +370,38 @@ impl Core {
         );
         *state = State::Running {
             stop_tx,
+            receiving: receiving_rx,
             done: done_rx,
         };
         Ok(())
     }
 
+    /// Signals the receive loop to stop and returns once the driver
+    /// listener has stopped (nothing new is fetched after that); the
+    /// messages fetched before are dispatched afterwards (`wait`).
     async fn stop(&self) {
-        let mut state = self.state.lock().await;
-        if let State::Running { stop_tx, done } = &*state {
-            let _ = stop_tx.send(true);
-            let done = done.clone();
-            *state = State::Stopping { done };
-        }
+        let mut receiving = {
+            let mut state = self.state.lock().await;
+            match &*state {
+                State::Running {
+                    stop_tx,
+                    receiving,
+                    done,
+                } => {
+                    let _ = stop_tx.send(true);
+                    let (receiving, done) = (receiving.clone(), done.clone());
+                    *state = State::Stopping {
+                        receiving: receiving.clone(),
+                        done,
+                    };
+                    receiving
+                }
+                State::Stopping { receiving, .. } => receiving.clone(),
+                State::Idle => return,
+            }
+        };
+        // An error means the run task is gone: not receiving either.
+        let _ = receiving.wait_for(|r| !*r).await;
     }
 
     async fn wait(&self) {
@@ -389,13 +413,13 @@ impl Core {
                     tracing::warn!("wait() called before stop(); waiting for stop()");
                     done.clone()
                 }
-                State::Stopping { done } => done.clone(),
+                State::Stopping { done, .. } => done.clone(),
             }
         };
         // An error means the run task is gone: finished just the same.
         let _ = done.wait_for(|d| *d).await;
         let mut state = self.state.lock().await;
-        if let State::Stopping { done: d } = &*state {
+        if let State::Stopping { done: d, .. } = &*state {
             if d.same_channel(&done) {
                 *state = State::Idle;
             }
@@ -428,6 +452,9 @@ fn describe_targets(targets: &[Target]) -> String {
 struct Run {
     listener: Option<Box<dyn Listener>>,
     stop_rx: watch::Receiver<bool>,
+    /// Set to false once the driver listener was stopped (what `stop`
+    /// waits for).
+    receiving: watch::Sender<bool>,
     semaphore: Arc<Semaphore>,
     allow_requeue: bool,
     tasks: JoinSet<()>,
@@ -461,6 +488,8 @@ impl Run {
                     .await
             }
         }
+        // Nothing more is received (stopped, or the driver ended the stream).
+        let _ = self.receiving.send(false);
         while let Some(res) = self.tasks.join_next().await {
             log_join(res);
         }
@@ -476,6 +505,7 @@ impl Run {
         if let Err(e) = listener.stop().await {
             tracing::warn!(error = %e, "error while stopping the notification listener");
         }
+        let _ = self.receiving.send(false);
     }
 
     fn reap(&mut self) {
@@ -721,8 +751,11 @@ macro_rules! listener_methods {
             self.core.start().await
         }
 
-        /// Stops taking new messages; those already fetched are still
-        /// dispatched (and acknowledged or requeued). No-op unless running.
+        /// Stops taking new messages and returns once the driver stopped
+        /// fetching (it does not wait for running endpoints); those
+        /// already fetched are still dispatched (and acknowledged or
+        /// requeued), which [`wait`](Self::wait) waits for. No-op unless
+        /// running.
         pub async fn stop(&self) {
             self.core.stop().await
         }
