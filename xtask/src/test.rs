@@ -29,12 +29,12 @@ pub const FEATURES: &str = "om/full";
 const REQUIRED: &[(&str, &str, usize)] = &[
     ("om-driver-api", "tests/conformance_fake", 45),
     ("om-driver-rabbit", "tests/conformance", 45),
-    ("om-driver-rabbit", "tests/topology", 5),
+    ("om-driver-rabbit", "tests/topology", 7),
     ("om-driver-rabbit", "tests/wire", 3),
     ("om-driver-rabbit", "tests/resilience", 2),
     ("om-driver-kafka", "tests/conformance", 45),
     ("om-driver-kafka", "tests/conformance_earliest", 1),
-    ("om-driver-kafka", "tests/kafka", 17),
+    ("om-driver-kafka", "tests/kafka", 22),
     ("om-driver-kafka", "tests/restart", 1),
     ("om-driver-kafka", "tests/python_interop", 1),
     ("om-driver-amqp1", "tests/conformance_broker", 45),
@@ -45,6 +45,7 @@ const REQUIRED: &[(&str, &str, usize)] = &[
     ("om-driver-amqp1", "tests/python_interop", 9),
     ("om-driver-api", "tests/third_party_driver", 45),
     ("om", "tests/interop_rabbit", 11),
+    ("om", "tests/rabbit_server", 1),
     ("om-cli", "tests/cli_rabbit", 10),
 ];
 

@@ -1,5 +1,5 @@
 //! Declared exchanges, queues, arguments and bindings, checked with
-//! rabbitmqctl against test-cases.md 56, 57, 67, 69, 71, 73, 74, 80, 85.
+//! rabbitmqctl against test-cases.md 56, 57, 67, 68, 69, 71, 73, 74, 80, 85.
 
 mod common;
 
@@ -481,4 +481,71 @@ async fn declarations_that_conflict_with_existing_ones() {
         d.cleanup().await;
     }
     ctl_cmd(&ctl_prefix, &format!("delete_vhost {vhost}"));
+}
+
+/// test-cases 68: with `use_queue_manager`, the fanout and reply queues are
+/// named `<hostname>:<processname>:<n>` from one counter (the fanout queue
+/// of the server started first gets 1, the client's reply queue 2), and
+/// they outlive the listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_manager_names_fanout_and_reply_queues() {
+    let Some((url, ctl_prefix)) = broker() else {
+        return;
+    };
+    // A host name of its own, so the counter file in /dev/shm is new.
+    let host = format!("omhost{}", &uniq()[..12]);
+    let options = [
+        ("use_queue_manager", "true"),
+        ("hostname", host.as_str()),
+        ("processname", "omproc"),
+    ];
+    let d = driver(&url, &options);
+    let topic = format!("spec_qm_{}", uniq());
+    let mut listener = d
+        .listen(
+            Target::new(&topic).with_server("s"),
+            ListenOptions::default(),
+        )
+        .await
+        .expect("listen");
+    let server = tokio::spawn(async move {
+        let m = listener.next().await.expect("open").expect("request");
+        m.acknowledge().await.expect("ack");
+        m.reply(Ok(json!("pong"))).await.expect("reply");
+        listener
+    });
+    let req = RpcRequest::call(
+        Target::new(&topic),
+        obj(json!({"method": "ping", "args": {}})),
+        Duration::from_secs(10),
+    );
+    let mut stream = d
+        .send(req)
+        .await
+        .expect("send")
+        .expect("a call has replies");
+    assert_eq!(
+        stream.next().await,
+        Some(ReplyEvent::Final(Ok(json!("pong"))))
+    );
+    let listener = server.await.expect("server task");
+
+    let fanout = format!("{topic}_fanout_{host}:omproc:1");
+    let reply = format!("reply_{host}:omproc:2");
+    assert_eq!(d.reply_queue(), Some(reply.as_str()));
+    let qs = ctl(&ctl_prefix, QUEUE_COLS);
+    assert!(row(&qs, &fanout).is_some(), "no {fanout} in {qs:?}");
+    assert!(row(&qs, &reply).is_some(), "no {reply} in {qs:?}");
+    let b = ctl(&ctl_prefix, BINDING_COLS);
+    assert!(has_binding(&b, &format!("{topic}_fanout"), &fanout, &topic));
+
+    // Unlike a uuid-named one, the fanout queue stays (wire-rabbit §2.5).
+    listener.cleanup().await.expect("cleanup");
+    let qs = ctl(&ctl_prefix, QUEUE_COLS);
+    assert!(row(&qs, &fanout).is_some(), "{fanout} deleted at cleanup");
+    d.cleanup().await;
+    for q in [&fanout, &reply] {
+        ctl_cmd(&ctl_prefix, &format!("delete_queue '{q}'"));
+    }
+    let _ = std::fs::remove_file(format!("/dev/shm/{host}_omproc_qmanager"));
 }

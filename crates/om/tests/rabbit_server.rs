@@ -1,0 +1,96 @@
+//! An `RpcServer` on RabbitMQ through its whole life (test-cases 67): while
+//! it runs, its topic, server and fanout queues exist; after `stop()` and
+//! `wait()` the fanout queue is gone and the other two remain, as with
+//! Python's server.
+
+use om::rpc::{Endpoint, HandlerError, RpcClient, RpcServer};
+use om::{Context, Target};
+use std::process::Command;
+use std::time::Duration;
+
+/// `OM_RABBIT_URL` and `OM_RABBIT_CTL`, or `None` (test skipped) when this
+/// run has no broker; with `OM_REQUIRE_BROKERS=1` (`cargo xtask test`) a
+/// missing broker fails the test.
+fn broker() -> Option<(String, String)> {
+    let get = |v: &str| std::env::var(v).ok().filter(|s| !s.trim().is_empty());
+    match (get("OM_RABBIT_URL"), get("OM_RABBIT_CTL")) {
+        (Some(url), Some(ctl)) => Some((url, ctl)),
+        _ => {
+            if std::env::var("OM_REQUIRE_BROKERS").as_deref() == Ok("1") {
+                panic!("OM_RABBIT_URL / OM_RABBIT_CTL not set but OM_REQUIRE_BROKERS=1");
+            }
+            eprintln!("SKIPPED (OM_RABBIT_URL not set; run `cargo xtask test`)");
+            None
+        }
+    }
+}
+
+/// The names of the broker's queues (rabbitmqctl).
+fn queues(ctl: &str) -> Vec<String> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{ctl} ctl -q --no-table-headers list_queues name"))
+        .output()
+        .expect("run rabbitmqctl");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_and_wait_delete_the_fanout_queue_only() {
+    let Some((url, ctl)) = broker() else {
+        return;
+    };
+    let transport = om::transport(&url).await.expect("transport");
+    let topic = format!("spec_life_{}", om::core::uuid_hex());
+    let server = RpcServer::builder(transport.clone(), Target::new(&topic).with_server("s1"))
+        .endpoint(
+            Endpoint::new().method("ping", |_ctx: Context, _args: serde_json::Value| async {
+                Ok::<_, HandlerError>("pong")
+            }),
+        )
+        .build()
+        .expect("server");
+    server.start().await.expect("start");
+
+    // The server answers, so its consumers are in place.
+    let client = RpcClient::builder(transport.clone(), Target::new(&topic))
+        .timeout(Duration::from_secs(10))
+        .build();
+    let pong: String = client
+        .call(&Context::new(), "ping", serde_json::json!({}))
+        .await
+        .expect("call");
+    assert_eq!(pong, "pong");
+
+    let fanout_prefix = format!("{topic}_fanout_");
+    let server_queue = format!("{topic}.s1");
+    let before = queues(&ctl);
+    assert!(before.contains(&topic), "{before:?}");
+    assert!(before.contains(&server_queue), "{before:?}");
+    let fanout: Vec<&String> = before
+        .iter()
+        .filter(|q| q.starts_with(&fanout_prefix))
+        .collect();
+    assert_eq!(fanout.len(), 1, "one fanout queue: {before:?}");
+    let fanout = fanout[0].clone();
+
+    server.stop().await.expect("stop");
+    tokio::time::timeout(Duration::from_secs(30), server.wait())
+        .await
+        .expect("wait in time")
+        .expect("wait");
+    let after = queues(&ctl);
+    assert!(!after.contains(&fanout), "{fanout} survived: {after:?}");
+    assert!(after.contains(&topic), "{after:?}");
+    assert!(after.contains(&server_queue), "{after:?}");
+    transport.cleanup().await;
+}
