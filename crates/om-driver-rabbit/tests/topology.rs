@@ -1,5 +1,5 @@
 //! Declared exchanges, queues, arguments and bindings, checked with
-//! rabbitmqctl against test-cases.md 56, 57, 67, 68, 69, 71, 73, 74, 80, 85.
+//! rabbitmqctl against test-cases.md 56, 57, 67, 68, 69, 70, 71, 73, 74, 80, 85.
 
 mod common;
 
@@ -266,6 +266,32 @@ async fn qos_prefetch_and_connection_properties() {
         "no connection named with our pid: {conns:?}"
     );
     let props = &ours[0][0];
+    // The connection_name property: <program>:<pid>:<dashed uuid4>, the
+    // program being this test binary's file name.
+    let name = props
+        .split_once("{\"connection_name\",\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(name, _)| name)
+        .unwrap_or_else(|| panic!("no connection_name in {props}"));
+    let program = std::env::args()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+        })
+        .expect("program name");
+    let parts: Vec<&str> = name.rsplitn(3, ':').collect();
+    assert_eq!(parts.len(), 3, "{name}");
+    let (id, pid_part, prog) = (parts[0], parts[1], parts[2]);
+    assert_eq!(prog, program, "{name}");
+    assert_eq!(pid_part, std::process::id().to_string(), "{name}");
+    assert!(
+        uuid::Uuid::parse_str(id).is_ok_and(|u| u.get_version_num() == 4)
+            && id.len() == 36
+            && id == id.to_ascii_lowercase(),
+        "{name}"
+    );
     assert!(
         props.contains("{\"consumer_cancel_notify\",true}"),
         "{props}"
@@ -370,6 +396,71 @@ async fn quorum_queues_on_a_fresh_vhost() {
         row(&ex, &format!("{topic}_fanout")).map(|r| &r[1..]),
         Some(&["fanout", "true", "true"].map(String::from)[..])
     );
+    listener.cleanup().await.expect("cleanup");
+    client.cleanup().await;
+    server.cleanup().await;
+    ctl_cmd(&ctl_prefix, &format!("delete_vhost {vhost}"));
+}
+
+/// test-cases 70: with `rabbit_stream_fanout`, a server's fanout queue is
+/// the shared, durable stream queue `<topic>_fanout` (no suffix), with
+/// `x-max-age` 1800s, and a fanout cast reaches the server through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_fanout_queue_on_a_fresh_vhost() {
+    let Some((url, ctl_prefix)) = broker() else {
+        return;
+    };
+    let (vhost, vurl) = fresh_vhost(&url, &ctl_prefix, "om_stream");
+    let opts = [
+        ("rabbit_stream_fanout", "true"),
+        ("rabbit_qos_prefetch_count", "10"),
+        ("rabbit_transient_quorum_queue", "true"),
+    ];
+    let server = driver(&vurl, &opts);
+    let topic = format!("stopic_{}", uniq());
+    let mut listener = server
+        .listen(
+            Target::new(&topic).with_server("s"),
+            ListenOptions::default(),
+        )
+        .await
+        .expect("listen");
+    let p = format!("-p {vhost} ");
+    let qs = ctl(&ctl_prefix, &format!("{p}{QUEUE_COLS}"));
+    let fanout = format!("{topic}_fanout");
+    let r = row(&qs, &fanout).unwrap_or_else(|| panic!("no {fanout}: {qs:?}"));
+    assert_eq!(
+        &r[1..3],
+        &["true", "false"],
+        "durable, not auto-delete: {r:?}"
+    );
+    assert!(
+        r[3].contains("{\"x-queue-type\",\"stream\"}")
+            && r[3].contains("{\"x-max-age\",\"1800s\"}"),
+        "{r:?}"
+    );
+    assert!(
+        !qs.iter().any(|q| q[0].starts_with(&format!("{fanout}_"))),
+        "no per-server fanout queue: {qs:?}"
+    );
+    let b = ctl(&ctl_prefix, &format!("{p}{BINDING_COLS}"));
+    assert!(has_binding(&b, &fanout, &fanout, &topic), "{b:?}");
+
+    let client = driver(&vurl, &opts);
+    client
+        .send(RpcRequest::cast(
+            Target::new(&topic).with_fanout(true),
+            obj(json!({"method": "hello", "args": {}})),
+        ))
+        .await
+        .expect("fanout cast");
+    let m = tokio::time::timeout(Duration::from_secs(20), listener.next())
+        .await
+        .expect("the fanout cast arrives")
+        .expect("open")
+        .expect("message");
+    assert_eq!(m.message["method"], json!("hello"));
+    m.acknowledge().await.expect("ack");
     listener.cleanup().await.expect("cleanup");
     client.cleanup().await;
     server.cleanup().await;

@@ -666,3 +666,59 @@ async fn returned_replies_never_cost_another_reply() {
     d.cleanup().await;
     let _ = conn.close(200, "OK".into()).await;
 }
+
+/// test-cases 63: a request body without the 2.0 envelope (a bare 1.0
+/// message, as old clients send) is served, and its reply goes back to the
+/// caller's reply queue with the caller's `_msg_id`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unenveloped_calls_are_served_and_replied_to() {
+    let Some(url) = env_or_skip("OM_RABBIT_URL") else {
+        return;
+    };
+    let ServerSide {
+        conn,
+        ch,
+        d,
+        topic,
+        mut listener,
+    } = server_side(&url, "spec_bare_").await;
+    let reply_q = format!("reply_{}", uniq());
+    let mut replies = consumed_queue(&ch, &reply_q).await;
+    let bare = json!({"method": "echo", "args": {"x": [1, "two", null]},
+        "_msg_id": "bare1", "_reply_q": reply_q, "_timeout": 5,
+        "_context_user": "carol"});
+    ch.basic_publish(
+        "openstack".into(),
+        topic.as_str().into(),
+        BasicPublishOptions::default(),
+        bare.to_string().as_bytes(),
+        BasicProperties::default().with_content_type("application/json".into()),
+    )
+    .await
+    .expect("publish");
+    let m = tokio::time::timeout(Duration::from_secs(10), listener.next())
+        .await
+        .expect("the request arrives")
+        .expect("open")
+        .expect("request");
+    assert_eq!(
+        m.message,
+        obj(json!({"method": "echo", "args": {"x": [1, "two", null]}}))
+    );
+    assert_eq!(m.ctxt["user"], json!("carol"));
+    assert_eq!(m.msg_id.as_deref(), Some("bare1"));
+    m.acknowledge().await.expect("ack");
+    m.reply(Ok(json!({"x": [1, "two", null]})))
+        .await
+        .expect("reply");
+    let reply = next_delivery(&mut replies).await;
+    assert_eq!(reply.routing_key.as_str(), reply_q);
+    let body = inner(&reply.data);
+    assert_eq!(body["result"], json!({"x": [1, "two", null]}));
+    assert_eq!(body["failure"], Value::Null);
+    assert_eq!(body["ending"], json!(true));
+    assert_eq!(body["_msg_id"], json!("bare1"));
+    listener.cleanup().await.expect("cleanup");
+    d.cleanup().await;
+    let _ = conn.close(200, "bye".into()).await;
+}

@@ -111,6 +111,25 @@ async fn fanout_call_and_missing_topic_are_invalid_targets() {
     ] {
         assert!(matches!(e, Error::InvalidTarget { .. }), "{e}");
     }
+    // Refused before anything reached the broker: no exchange declared, no
+    // queue (not even a reply queue) created.
+    let broker = FakeBroker::for_url(t.url());
+    assert!(
+        broker.exchange_names().is_empty(),
+        "{:?}",
+        broker.exchange_names()
+    );
+    assert!(
+        broker.queue_names().is_empty(),
+        "{:?}",
+        broker.queue_names()
+    );
+    // A valid cast does leave a trace there (the check above can fail).
+    RpcClient::new(t.clone(), Target::new("x"))
+        .cast(&ctx(), "m", ())
+        .await
+        .unwrap();
+    assert!(!broker.exchange_names().is_empty());
 }
 
 #[tokio::test]
