@@ -1,12 +1,19 @@
-//! An `RpcServer` on RabbitMQ through its whole life (test-cases 67): while
-//! it runs, its topic, server and fanout queues exist; after `stop()` and
-//! `wait()` the fanout queue is gone and the other two remain, as with
-//! Python's server.
+//! The facade's RPC server and notifier on RabbitMQ.
+//!
+//! - An `RpcServer` through its whole life (test-cases 67): while it runs,
+//!   its topic, server and fanout queues exist; after `stop()` and `wait()`
+//!   the fanout queue is gone and the other two remain, as with Python's
+//!   server.
+//! - A notifier with `retry=0` and the broker down (test-cases 44): the
+//!   send fails fast with `MessageDeliveryFailure` by default, and returns
+//!   `Ok` with `ErrorPolicy::LogAndSwallow` (Python's notifier never
+//!   raises for a delivery failure).
 
+use om::notify::{ErrorPolicy, Notifier, NotifierDriver};
 use om::rpc::{Endpoint, HandlerError, RpcClient, RpcServer};
-use om::{Context, Target};
+use om::{Context, Retry, Target};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `OM_RABBIT_URL` and `OM_RABBIT_CTL`, or `None` (test skipped) when this
 /// run has no broker; with `OM_REQUIRE_BROKERS=1` (`cargo xtask test`) a
@@ -92,5 +99,53 @@ async fn stop_and_wait_delete_the_fanout_queue_only() {
     assert!(!after.contains(&fanout), "{fanout} survived: {after:?}");
     assert!(after.contains(&topic), "{after:?}");
     assert!(after.contains(&server_queue), "{after:?}");
+    transport.cleanup().await;
+}
+
+/// No broker needed: nothing listens on port 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifier_with_retry_0_and_the_broker_down() {
+    let transport = om::transport("rabbit://guest:s3cr3tpw@127.0.0.1:1/")
+        .await
+        .expect("transport (connecting is lazy)");
+    let notifier = Notifier::builder(transport.clone())
+        .publisher_id("compute.host1")
+        .driver(NotifierDriver::MessagingV2)
+        .topics(["notifications"])
+        .retry(Retry::Limited(0))
+        .build();
+    let started = Instant::now();
+    let e = notifier
+        .info(
+            &Context::new(),
+            "compute.instance.create.end",
+            serde_json::json!({"id": 1}),
+        )
+        .await
+        .expect_err("the broker is down");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "retry=0 must not keep trying: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(e.oslo_name(), "MessageDeliveryFailure", "{e}");
+    assert!(!format!("{e} {e:?}").contains("s3cr3tpw"), "{e:?}");
+
+    // Python's behaviour on request: logged, not returned.
+    let swallowing = Notifier::builder(transport.clone())
+        .publisher_id("compute.host1")
+        .driver(NotifierDriver::MessagingV2)
+        .topics(["notifications"])
+        .retry(Retry::Limited(0))
+        .error_policy(ErrorPolicy::LogAndSwallow)
+        .build();
+    swallowing
+        .info(
+            &Context::new(),
+            "compute.instance.create.end",
+            serde_json::json!({"id": 2}),
+        )
+        .await
+        .expect("LogAndSwallow returns Ok");
     transport.cleanup().await;
 }
