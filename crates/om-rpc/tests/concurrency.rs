@@ -82,6 +82,56 @@ async fn thousand_concurrent_calls_with_bounded_concurrency() {
     s.wait().await.unwrap();
 }
 
+/// test-cases 43, first half: the calls of one caller (each waiting for
+/// its reply) run one after the other, in the order made, even on a
+/// server that could run eight at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_callers_calls_run_in_order() {
+    let t = transport("in-order").await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let now = Arc::new(AtomicUsize::new(0));
+    let endpoint = Endpoint::new().method("work", {
+        let (seen, now) = (seen.clone(), now.clone());
+        move |_c: Context, w: Work| {
+            let (seen, now) = (seen.clone(), now.clone());
+            async move {
+                let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+                seen.lock().expect("lock").push((w.i, running));
+                tokio::time::sleep(Duration::from_millis(w.ms)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                Ok(w.i)
+            }
+        }
+    });
+    let s = RpcServer::builder(t.clone(), Target::new("in-order").with_server("s1"))
+        .endpoint(endpoint)
+        .executor_pool_size(8)
+        .build()
+        .unwrap();
+    s.start().await.unwrap();
+    let c = RpcClient::builder(t.clone(), Target::new("in-order"))
+        .timeout(Duration::from_secs(20))
+        .build();
+    for i in 0..30u64 {
+        let r: u64 = c
+            .call(&ctx(), "work", serde_json::json!({"i": i, "ms": 1}))
+            .await
+            .unwrap();
+        assert_eq!(r, i);
+    }
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        (0..30).collect::<Vec<_>>()
+    );
+    assert!(
+        seen.iter().all(|(_, running)| *running == 1),
+        "one at a time: {seen:?}"
+    );
+    s.stop().await.unwrap();
+    s.wait().await.unwrap();
+}
+
 #[tokio::test]
 async fn stop_and_wait_lose_no_reply() {
     let t = transport("graceful").await;
