@@ -30,7 +30,7 @@ const REQUIRED: &[(&str, &str, usize)] = &[
     ("om-driver-api", "tests/conformance_fake", 45),
     ("om-driver-rabbit", "tests/conformance", 45),
     ("om-driver-rabbit", "tests/topology", 8),
-    ("om-driver-rabbit", "tests/wire", 5),
+    ("om-driver-rabbit", "tests/wire", 6),
     ("om-driver-rabbit", "tests/resilience", 2),
     ("om-driver-kafka", "tests/conformance", 45),
     ("om-driver-kafka", "tests/conformance_earliest", 1),

@@ -722,3 +722,68 @@ async fn unenveloped_calls_are_served_and_replied_to() {
     d.cleanup().await;
     let _ = conn.close(200, "bye".into()).await;
 }
+
+/// test-cases 57: when a client's first call reaches the server, the
+/// client's reply queue already has its consumer (checked with a passive
+/// declare as the request arrives), and a reply published at once reaches
+/// the caller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reply_queue_is_consumed_when_the_first_call_arrives() {
+    let Some(url) = env_or_skip("OM_RABBIT_URL") else {
+        return;
+    };
+    let conn = raw(&url).await;
+    let ch = conn.create_channel().await.expect("channel");
+    let topic = format!("spec_rq_{}", uniq());
+    let mut requests = tap(&ch, "openstack", ExchangeKind::Topic, false, &topic).await;
+    let d = driver(&url, &[]);
+    assert!(d.reply_queue().is_none(), "no reply queue before a call");
+    let mut stream = d
+        .send(RpcRequest::call(
+            Target::new(&topic),
+            obj(json!({"method": "m", "args": {}})),
+            Duration::from_secs(10),
+        ))
+        .await
+        .expect("send")
+        .expect("a call has replies");
+    let request = next_delivery(&mut requests).await;
+    let body = inner(&request.data);
+    let reply_q = body["_reply_q"].as_str().expect("_reply_q").to_owned();
+    let declared = ch
+        .queue_declare(
+            reply_q.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("the reply queue exists");
+    assert_eq!(
+        declared.consumer_count(),
+        1,
+        "consumed when the call arrives"
+    );
+    let reply = json!({"oslo.version": "2.0", "oslo.message": json!({
+        "result": "pong", "failure": null, "ending": true,
+        "_msg_id": body["_msg_id"], "_unique_id": uniq()}).to_string()});
+    ch.basic_publish(
+        "".into(),
+        reply_q.as_str().into(),
+        BasicPublishOptions::default(),
+        reply.to_string().as_bytes(),
+        BasicProperties::default().with_content_type("application/json".into()),
+    )
+    .await
+    .expect("reply");
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("the reply arrives"),
+        Some(ReplyEvent::Final(Ok(json!("pong"))))
+    );
+    d.cleanup().await;
+    let _ = conn.close(200, "bye".into()).await;
+}
