@@ -45,7 +45,7 @@ const REQUIRED: &[(&str, &str, usize)] = &[
     ("om-driver-amqp1", "tests/python_interop", 9),
     ("om-driver-api", "tests/third_party_driver", 45),
     ("om", "tests/interop_rabbit", 11),
-    ("om", "tests/rabbit_server", 2),
+    ("om", "tests/rabbit_server", 3),
     ("om-cli", "tests/cli_rabbit", 10),
 ];
 

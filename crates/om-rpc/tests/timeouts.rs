@@ -162,31 +162,43 @@ async fn silent_server_fails_at_the_call_monitor_timeout() {
 #[tokio::test]
 async fn server_heartbeat_cadence() {
     // Observe the replies at the driver level: `_timeout=2` → one heartbeat
-    // per second while the method runs; `_timeout=1` → none.
+    // per second while the method runs, the first after a second;
+    // `_timeout=1` and `_timeout=null` → none.
     let t = transport("hb-cadence").await;
     let s = start_server(&t, "hb", "s1", vec![sleeper()]).await;
     let mut msg = JsonObject::new();
     msg.insert("method".into(), "sleep".into());
     msg.insert("args".into(), serde_json::json!({"ms": 2500}));
-    let run = |cm: f64| {
+    let run = |cm: Option<f64>| {
         let req = RpcRequest::call(Target::new("hb"), msg.clone(), Duration::from_secs(10))
-            .with_call_monitor_timeout(Some(cm));
+            .with_call_monitor_timeout(cm);
         let t = t.clone();
         async move {
+            let sent = std::time::Instant::now();
             let mut replies = t.driver().send(req).await.unwrap().unwrap();
-            let mut beats = 0usize;
+            let mut beats = Vec::new();
             loop {
                 match replies.next().await.unwrap() {
-                    ReplyEvent::Heartbeat => beats += 1,
+                    ReplyEvent::Heartbeat => beats.push(sent.elapsed()),
                     ReplyEvent::Final(r) => break (beats, r),
                 }
             }
         }
     };
-    let ((beats2, r2), (beats1, r1)) = tokio::join!(run(2.0), run(1.0));
-    assert_eq!(r2, Ok(Value::from(2500)));
-    assert_eq!(r1, Ok(Value::from(2500)));
-    assert!((1..=3).contains(&beats2), "_timeout=2: {beats2} heartbeats");
-    assert_eq!(beats1, 0, "_timeout=1 gets no heartbeat");
+    let ((beats2, r2), (beats1, r1), (beats_null, r_null)) =
+        tokio::join!(run(Some(2.0)), run(Some(1.0)), run(None));
+    for r in [&r2, &r1, &r_null] {
+        assert_eq!(r, &Ok(Value::from(2500)));
+    }
+    assert!(
+        (1..=3).contains(&beats2.len()),
+        "_timeout=2: {beats2:?} heartbeats"
+    );
+    assert!(
+        beats2[0] >= Duration::from_millis(900),
+        "the first heartbeat comes after a second, not at once: {beats2:?}"
+    );
+    assert!(beats1.is_empty(), "_timeout=1 gets no heartbeat");
+    assert!(beats_null.is_empty(), "_timeout=null gets no heartbeat");
     shutdown(&s).await;
 }

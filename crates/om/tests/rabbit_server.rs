@@ -149,3 +149,60 @@ async fn notifier_with_retry_0_and_the_broker_down() {
         .expect("LogAndSwallow returns Ok");
     transport.cleanup().await;
 }
+
+/// test-cases 6: a URL query option applies to that transport only: a
+/// server on a transport with `?rabbit_qos_prefetch_count=5` consumes with
+/// prefetch 5, one on a transport of the same broker without it with 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_url_query_option_stays_on_its_transport() {
+    let Some((url, ctl)) = broker() else {
+        return;
+    };
+    let mut with_query = om::TransportUrl::parse(&url).expect("url");
+    with_query
+        .query
+        .insert("rabbit_qos_prefetch_count".into(), "5".into());
+    let tuned = om::transport(&with_query.to_string_with_secrets())
+        .await
+        .expect("transport with the query");
+    let plain = om::transport(&url).await.expect("plain transport");
+    let topics = [
+        format!("spec_q5_{}", om::core::uuid_hex()),
+        format!("spec_q0_{}", om::core::uuid_hex()),
+    ];
+    let mut servers = Vec::new();
+    for (t, topic) in [(&tuned, &topics[0]), (&plain, &topics[1])] {
+        let s = RpcServer::builder(t.clone(), Target::new(topic).with_server("s1"))
+            .endpoint(
+                Endpoint::new().method("ping", |_ctx: Context, _args: serde_json::Value| async {
+                    Ok::<_, HandlerError>("pong")
+                }),
+            )
+            .build()
+            .expect("server");
+        s.start().await.expect("start");
+        servers.push(s);
+    }
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{ctl} ctl -q --no-table-headers list_consumers queue_name prefetch_count"
+        ))
+        .output()
+        .expect("run rabbitmqctl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let prefetch = |queue: &str| -> Option<String> {
+        text.lines()
+            .map(|l| l.split('\t').map(str::trim).collect::<Vec<_>>())
+            .find(|cols| cols.first() == Some(&queue))
+            .and_then(|cols| cols.get(1).map(|c| (*c).to_owned()))
+    };
+    assert_eq!(prefetch(&topics[0]).as_deref(), Some("5"), "{text}");
+    assert_eq!(prefetch(&topics[1]).as_deref(), Some("0"), "{text}");
+    for s in &servers {
+        s.stop().await.expect("stop");
+        s.wait().await.expect("wait");
+    }
+    tuned.cleanup().await;
+    plain.cleanup().await;
+}
