@@ -522,7 +522,37 @@ struct ListenerShared {
     compression: Option<Compression>,
     missing_reply_timeout: Duration,
     seen: Mutex<VecDeque<String>>,
-    obsolete: Mutex<HashMap<String, Instant>>,
+    obsolete: Mutex<ObsoleteReplyQueues>,
+}
+
+/// Reply queues found missing (oslo's `ObsoleteReplyQueuesCache`): replies
+/// to them are dropped at once for [`OBSOLETE_TTL`] after they were found
+/// missing; at most [`OBSOLETE_SIZE`] are kept, the oldest leaving first.
+#[derive(Debug, Default)]
+struct ObsoleteReplyQueues(HashMap<String, Instant>);
+
+impl ObsoleteReplyQueues {
+    /// Whether a reply to `reply_q` should be sent at `now`.
+    fn valid(&mut self, reply_q: &str, now: Instant) -> bool {
+        self.0
+            .retain(|_, t| now.saturating_duration_since(*t) < OBSOLETE_TTL);
+        !self.0.contains_key(reply_q)
+    }
+
+    /// Records `reply_q` as found missing at `now`.
+    fn mark(&mut self, reply_q: &str, now: Instant) {
+        if self.0.len() >= OBSOLETE_SIZE && !self.0.contains_key(reply_q) {
+            if let Some(oldest) = self
+                .0
+                .iter()
+                .min_by_key(|(_, t)| **t)
+                .map(|(k, _)| k.clone())
+            {
+                self.0.remove(&oldest);
+            }
+        }
+        self.0.insert(reply_q.to_owned(), now);
+    }
 }
 
 impl ListenerShared {
@@ -553,10 +583,10 @@ impl ListenerShared {
     }
 
     fn reply_q_valid(&self, reply_q: &str) -> bool {
-        let mut o = self.obsolete.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        o.retain(|_, t| now.duration_since(*t) < OBSOLETE_TTL);
-        !o.contains_key(reply_q)
+        self.obsolete
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .valid(reply_q, Instant::now())
     }
 
     /// Publishes one reply (or heartbeat) on the reply channel. Another
@@ -625,13 +655,10 @@ impl ListenerShared {
     }
 
     fn mark_obsolete(&self, reply_q: &str) {
-        let mut o = self.obsolete.lock().unwrap_or_else(|e| e.into_inner());
-        if o.len() >= OBSOLETE_SIZE {
-            if let Some(oldest) = o.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
-                o.remove(&oldest);
-            }
-        }
-        o.insert(reply_q.to_owned(), Instant::now());
+        self.obsolete
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .mark(reply_q, Instant::now());
     }
 }
 
@@ -688,7 +715,7 @@ impl RabbitListener {
                     u64::try_from(inner.opts.kombu_missing_consumer_retry_timeout).unwrap_or(0),
                 ),
                 seen: Mutex::new(VecDeque::with_capacity(DUPLICATE_WINDOW)),
-                obsolete: Mutex::new(HashMap::new()),
+                obsolete: Mutex::new(ObsoleteReplyQueues::default()),
             }),
             delete_on_cleanup,
         })
@@ -877,5 +904,46 @@ impl IncomingHandle for RabbitHandle {
                 other => other,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// test-cases 66: replies to a queue found missing are dropped for 60 s,
+    /// then sent again; the cache keeps the 200 most recent queues.
+    #[test]
+    fn obsolete_reply_queues_expire_after_a_minute() {
+        let t0 = Instant::now();
+        let mut o = ObsoleteReplyQueues::default();
+        assert!(o.valid("reply_a", t0));
+        o.mark("reply_a", t0);
+        assert!(!o.valid("reply_a", t0));
+        assert!(!o.valid("reply_a", t0 + Duration::from_secs(59)));
+        assert!(o.valid("reply_b", t0 + Duration::from_secs(59)));
+        assert!(o.valid("reply_a", t0 + OBSOLETE_TTL));
+        // Marked again later: dropped again for a minute from then.
+        let t1 = t0 + Duration::from_secs(120);
+        o.mark("reply_a", t1);
+        assert!(!o.valid("reply_a", t1 + Duration::from_secs(30)));
+        assert!(o.valid("reply_a", t1 + Duration::from_secs(61)));
+    }
+
+    #[test]
+    fn obsolete_reply_queues_keep_the_most_recent_200() {
+        let t0 = Instant::now();
+        let mut o = ObsoleteReplyQueues::default();
+        for i in 0..OBSOLETE_SIZE {
+            o.mark(&format!("q{i}"), t0 + Duration::from_millis(i as u64));
+        }
+        assert!(!o.valid("q0", t0 + Duration::from_secs(1)));
+        o.mark("q-new", t0 + Duration::from_secs(1));
+        let now = t0 + Duration::from_secs(2);
+        assert!(o.valid("q0", now), "the oldest made room");
+        assert!(!o.valid("q1", now) && !o.valid("q-new", now));
+        // Marking one already there evicts nothing.
+        o.mark("q1", now);
+        assert!(!o.valid("q2", now));
     }
 }
