@@ -1,5 +1,5 @@
 //! Raw rdkafka: notifications end to end with a `FutureProducer` and a
-//! `StreamConsumer`, without any om code. Same topic naming as om
+//! `StreamConsumer`, with no om code on the message path. Same topic naming as om
 //! (`<topic>.info`), same producer batching as oslo's defaults
 //! (`linger.ms` 0), at-least-once consumption: an offset is stored for
 //! commit only after the message was handled.
@@ -7,7 +7,9 @@
 //! The producer is configured as om configures its own: `linger.ms`,
 //! `batch.num.messages` and `max.in.flight.requests.per.connection` (om's
 //! `producer_max_in_flight`, 1 by default, where librdkafka's default is
-//! 1000000), so that the ratio measures om's own cost, not a setting.
+//! 1000000), with om's defaults taken from `KafkaOptions`, so that the
+//! ratio measures om's own cost, not a setting. No om code runs on the
+//! message path.
 //!
 //! The URL's query may carry three of om's options, read the same way:
 //! `producer_batch_timeout` (seconds, librdkafka's `linger.ms`),
@@ -64,10 +66,12 @@ pub fn linger_ms(url: &str) -> Result<String> {
 }
 
 /// librdkafka's `max.in.flight.requests.per.connection` for the URL: om's
-/// `producer_max_in_flight` from the query, else om's default, 1.
+/// `producer_max_in_flight` from the query, else om's default.
 pub fn max_in_flight(url: &str) -> Result<String> {
     let Some(raw) = query_value(url, "producer_max_in_flight") else {
-        return Ok("1".into());
+        return Ok(om_driver_kafka::KafkaOptions::default()
+            .producer_max_in_flight
+            .to_string());
     };
     let n: u32 = raw
         .parse()
@@ -134,7 +138,12 @@ pub async fn notify(spec: &RunSpec) -> Result<BenchResult> {
     config
         .set("bootstrap.servers", &bootstrap)
         .set("linger.ms", linger_ms(&spec.url)?)
-        .set("batch.num.messages", "16384")
+        .set(
+            "batch.num.messages",
+            om_driver_kafka::KafkaOptions::default()
+                .producer_batch_size
+                .to_string(),
+        )
         .set(
             "max.in.flight.requests.per.connection",
             max_in_flight(&spec.url)?,

@@ -168,19 +168,35 @@ pub async fn drain(l: &mut Box<dyn Listener>, quiet: Duration) -> Vec<IncomingMe
     out
 }
 
-/// The payload's `n` field of each message.
-pub fn numbers(msgs: &[IncomingMessage]) -> Vec<i64> {
-    let mut v: Vec<i64> = msgs
-        .iter()
+/// The payload's `n` field of each message, in the order received.
+pub fn numbers_in_order(msgs: &[IncomingMessage]) -> Vec<i64> {
+    msgs.iter()
         .filter_map(|m| {
             m.message
                 .get("payload")
                 .and_then(|p| p.get("n"))
                 .and_then(Value::as_i64)
         })
-        .collect();
+        .collect()
+}
+
+/// The payload's `n` field of each message, sorted.
+pub fn numbers(msgs: &[IncomingMessage]) -> Vec<i64> {
+    let mut v = numbers_in_order(msgs);
     v.sort_unstable();
     v
+}
+
+/// Opens a new listener of `pool` on `topic`, sends `{"n": n}` at `INFO`
+/// and checks that this is all the listener gets: nothing the pool
+/// acknowledged before comes back.
+pub async fn pool_gets_only_new_records(t: &Transport, topic: &str, pool: &str, n: i64) {
+    let mut l = listen(t, topic, &[Priority::Info], Some(pool)).await;
+    notify(t, topic, Priority::Info, json!({ "n": n })).await;
+    let mut got = collect(&mut l, 1, JOIN).await;
+    got.extend(drain(&mut l, Duration::from_secs(2)).await);
+    assert_eq!(numbers(&got), vec![n]);
+    l.cleanup().await.expect("cleanup");
 }
 
 /// A record read raw from Kafka.
