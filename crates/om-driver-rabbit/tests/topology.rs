@@ -5,8 +5,10 @@ mod common;
 
 use common::{broker, ctl, ctl_cmd, driver, obj, row, uniq};
 use om_driver_api::om_core::envelope::Format;
+use om_driver_api::om_core::Value;
 use om_driver_api::om_core::{Priority, Target};
-use om_driver_api::{Driver, ListenOptions, Notification, ReplyEvent, RpcRequest};
+use om_driver_api::{Driver, ListenOptions, Listener, Notification, ReplyEvent, RpcRequest};
+use om_driver_rabbit::RabbitDriver;
 use serde_json::json;
 use std::time::Duration;
 
@@ -17,6 +19,36 @@ const BINDING_COLS: &str = "list_bindings source_name destination_name routing_k
 fn has_binding(rows: &[Vec<String>], source: &str, dest: &str, key: &str) -> bool {
     rows.iter()
         .any(|r| r.len() >= 3 && r[0] == source && r[1] == dest && r[2] == key)
+}
+
+/// One call from `client` to the server behind `listener` (on `topic`),
+/// which answers `answer`; the caller gets exactly that. Returns the
+/// listener.
+async fn round_trip(
+    mut listener: Box<dyn Listener>,
+    client: &RabbitDriver,
+    topic: &str,
+    answer: Value,
+) -> Box<dyn Listener> {
+    let reply = answer.clone();
+    let server = tokio::spawn(async move {
+        let m = listener.next().await.expect("open").expect("request");
+        m.acknowledge().await.expect("ack");
+        m.reply(Ok(reply)).await.expect("reply");
+        listener
+    });
+    let req = RpcRequest::call(
+        Target::new(topic),
+        obj(json!({"method": "m", "args": {}})),
+        Duration::from_secs(20),
+    );
+    let mut stream = client
+        .send(req)
+        .await
+        .expect("send")
+        .expect("a call has replies");
+    assert_eq!(stream.next().await, Some(ReplyEvent::Final(Ok(answer))));
+    server.await.expect("server task")
 }
 
 /// A new virtual host `<prefix>_<uuid>` that guest may use, and the test
@@ -332,28 +364,15 @@ async fn quorum_queues_on_a_fresh_vhost() {
     ];
     let server = driver(&vurl, &opts);
     let topic = format!("qtopic_{}", uniq());
-    let mut listener = server
+    let listener = server
         .listen(
             Target::new(&topic).with_server("s"),
             ListenOptions::default(),
         )
         .await
         .expect("listen");
-    let responder = tokio::spawn(async move {
-        let m = listener.next().await.expect("open").expect("request");
-        m.acknowledge().await.expect("ack");
-        m.reply(Ok(json!(1))).await.expect("reply");
-        listener
-    });
     let client = driver(&vurl, &opts);
-    let req = RpcRequest::call(
-        Target::new(&topic),
-        obj(json!({"method": "m", "args": {}})),
-        Duration::from_secs(20),
-    );
-    let mut s = client.send(req).await.expect("send").expect("stream");
-    assert_eq!(s.next().await, Some(ReplyEvent::Final(Ok(json!(1)))));
-    let listener = responder.await.expect("responder");
+    let listener = round_trip(listener, &client, &topic, json!(1)).await;
 
     let p = format!("-p {vhost} ");
     let qs = ctl(&ctl_prefix, &format!("{p}{QUEUE_COLS}"));
@@ -592,34 +611,14 @@ async fn queue_manager_names_fanout_and_reply_queues() {
     ];
     let d = driver(&url, &options);
     let topic = format!("spec_qm_{}", uniq());
-    let mut listener = d
+    let listener = d
         .listen(
             Target::new(&topic).with_server("s"),
             ListenOptions::default(),
         )
         .await
         .expect("listen");
-    let server = tokio::spawn(async move {
-        let m = listener.next().await.expect("open").expect("request");
-        m.acknowledge().await.expect("ack");
-        m.reply(Ok(json!("pong"))).await.expect("reply");
-        listener
-    });
-    let req = RpcRequest::call(
-        Target::new(&topic),
-        obj(json!({"method": "ping", "args": {}})),
-        Duration::from_secs(10),
-    );
-    let mut stream = d
-        .send(req)
-        .await
-        .expect("send")
-        .expect("a call has replies");
-    assert_eq!(
-        stream.next().await,
-        Some(ReplyEvent::Final(Ok(json!("pong"))))
-    );
-    let listener = server.await.expect("server task");
+    let listener = round_trip(listener, &d, &topic, json!("pong")).await;
 
     let fanout = format!("{topic}_fanout_{host}:omproc:1");
     let reply = format!("reply_{host}:omproc:2");
