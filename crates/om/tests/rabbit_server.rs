@@ -32,22 +32,31 @@ fn broker() -> Option<(String, String)> {
     }
 }
 
-/// The names of the broker's queues (rabbitmqctl).
-fn queues(ctl: &str) -> Vec<String> {
+/// Runs `<ctl> ctl -q --no-table-headers <args>` and returns the rows
+/// (tab-separated columns, trimmed).
+fn ctl_rows(ctl: &str, args: &str) -> Vec<Vec<String>> {
     let out = Command::new("sh")
         .arg("-c")
-        .arg(format!("{ctl} ctl -q --no-table-headers list_queues name"))
+        .arg(format!("{ctl} ctl -q --no-table-headers {args}"))
         .output()
         .expect("run rabbitmqctl");
     assert!(
         out.status.success(),
-        "rabbitmqctl failed: {}",
+        "rabbitmqctl {args} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| l.trim().to_owned())
-        .filter(|l| !l.is_empty())
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.split('\t').map(|c| c.trim().to_owned()).collect())
+        .collect()
+}
+
+/// The names of the broker's queues.
+fn queues(ctl: &str) -> Vec<String> {
+    ctl_rows(ctl, "list_queues name")
+        .into_iter()
+        .filter_map(|row| row.into_iter().next())
         .collect()
 }
 
@@ -183,22 +192,15 @@ async fn a_url_query_option_stays_on_its_transport() {
         s.start().await.expect("start");
         servers.push(s);
     }
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "{ctl} ctl -q --no-table-headers list_consumers queue_name prefetch_count"
-        ))
-        .output()
-        .expect("run rabbitmqctl");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let prefetch = |queue: &str| -> Option<String> {
-        text.lines()
-            .map(|l| l.split('\t').map(str::trim).collect::<Vec<_>>())
-            .find(|cols| cols.first() == Some(&queue))
-            .and_then(|cols| cols.get(1).map(|c| (*c).to_owned()))
+    let consumers = ctl_rows(&ctl, "list_consumers queue_name prefetch_count");
+    let prefetch = |queue: &str| -> Option<&str> {
+        consumers
+            .iter()
+            .find(|cols| cols.first().map(String::as_str) == Some(queue))
+            .and_then(|cols| cols.get(1).map(String::as_str))
     };
-    assert_eq!(prefetch(&topics[0]).as_deref(), Some("5"), "{text}");
-    assert_eq!(prefetch(&topics[1]).as_deref(), Some("0"), "{text}");
+    assert_eq!(prefetch(&topics[0]), Some("5"), "{consumers:?}");
+    assert_eq!(prefetch(&topics[1]), Some("0"), "{consumers:?}");
     for s in &servers {
         s.stop().await.expect("stop");
         s.wait().await.expect("wait");
