@@ -217,6 +217,12 @@ pub(crate) enum NotifyCommand {
     /// NAME, and the production consumers keep all their messages. On exit
     /// the pool's queue is deleted when no other consumer uses it (RabbitMQ;
     /// --keep-pool keeps it, and it then collects copies until deleted).
+    ///
+    /// A notification is acknowledged once its line is written to standard
+    /// output. When standard output closes (the reader went away, as with
+    /// `| head`), the notification om could not write and those it had not
+    /// shown yet go back to the queue; lines already written into a pipe
+    /// that its reader then left unread are not taken back.
     #[command(after_help = EXIT_CODES_HELP)]
     Tail(TailArgs),
 }

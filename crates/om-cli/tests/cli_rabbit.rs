@@ -964,10 +964,16 @@ async fn config_file_drives_the_client() {
     resp.wait(Duration::from_secs(30)).await;
 }
 
-/// Sends `<prefix>.e1` … `<prefix>.e<n>` to `topic` with `om notify send`,
-/// each with `payload` when given.
-async fn send_numbered(url: &str, topic: &str, prefix: &str, n: usize, payload: Option<&str>) {
-    for i in 1..=n {
+/// Sends `<prefix>.e<i>` for each `i` of `numbers` to `topic` with
+/// `om notify send`, each with `payload` when given.
+async fn send_numbered(
+    url: &str,
+    topic: &str,
+    prefix: &str,
+    numbers: std::ops::RangeInclusive<usize>,
+    payload: Option<&str>,
+) {
+    for i in numbers {
         let event = format!("{prefix}.e{i}");
         let mut args = vec![
             "notify",
@@ -1021,31 +1027,43 @@ async fn tail_count(url: &str, topic: &str, count: &str, timeout: &str) -> Vec<S
 
 #[tokio::test]
 async fn tail_takes_only_what_it_shows() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
     let Some(url) = rabbit_url() else { return };
     let topic = unique("cli_count");
-    send_numbered(&url, &topic, "seq", 4, None).await;
-    // --count 1 shows one; the others go back to the queue.
+    send_numbered(&url, &topic, "seq", 1..=2, None).await;
+    // --count 1 shows one; the other goes back to the queue.
     assert_eq!(tail_count(&url, &topic, "1", "30").await, ["seq.e1"]);
-    // A reader that goes away after one line (`| head -n 1`) does not
-    // lose the notification om could not write.
-    let script = format!(
-        "{} notify tail --url \"$OM_URL\" --topic {topic} --json | head -n 1",
-        common::om_bin()
-    );
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("sh")
-            .args(["-c", &script])
-            .env("OM_URL", &url)
-            .output(),
-    )
-    .await
-    .expect("om exits once its reader is gone")
-    .expect("sh runs");
-    assert_eq!(
-        tail_events(&String::from_utf8_lossy(&out.stdout)),
-        ["seq.e2"]
-    );
+
+    // A reader that goes away after one line (like `| head -n 1`) does not
+    // lose the notifications om could not write. Only seq.e2 is queued
+    // while the reader reads, so nothing else can sit unread in the pipe
+    // (a line written into a pipe counts as shown; `head` itself would
+    // make that a race).
+    let mut child = tokio::process::Command::new(common::om_bin())
+        .args(["notify", "tail", "--url", &url, "--topic", &topic, "--json"])
+        .env_remove("OM_TRANSPORT_URL")
+        .env_remove("OM_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("om notify tail starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(READY + LINE, stdout.next_line())
+        .await
+        .expect("tail shows seq.e2")
+        .expect("read")
+        .expect("a line");
+    assert_eq!(tail_events(&first), ["seq.e2"]);
+    drop(stdout);
+    // The reader is gone: seq.e3 cannot be written, and seq.e4 is not shown.
+    send_numbered(&url, &topic, "seq", 3..=4, None).await;
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("om exits once its reader is gone")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
     assert_eq!(
         tail_count(&url, &topic, "2", "30").await,
         ["seq.e3", "seq.e4"]
@@ -1064,7 +1082,7 @@ async fn killed_tail_loses_nothing() {
     let Some(url) = rabbit_url() else { return };
     let topic = unique("cli_kill");
     let payload = json!({ "blob": "x".repeat(100_000) }).to_string();
-    send_numbered(&url, &topic, "kill", 3, Some(&payload)).await;
+    send_numbered(&url, &topic, "kill", 1..=3, Some(&payload)).await;
 
     let mut child = tokio::process::Command::new(common::om_bin())
         .args(["notify", "tail", "--url", &url, "--topic", &topic, "--json"])
