@@ -53,8 +53,8 @@ impl Broker {
 
     fn script(self) -> PathBuf {
         match self {
-            Broker::Rabbit1 | Broker::Rabbit2 => cmd::root().join("scripts/rabbitmq.sh"),
-            Broker::Tansu => cmd::root().join("scripts/tansu.sh"),
+            Broker::Rabbit1 | Broker::Rabbit2 => cmd::root().join("xtask/scripts/rabbitmq.sh"),
+            Broker::Tansu => cmd::root().join("xtask/scripts/tansu.sh"),
         }
     }
 

@@ -3,7 +3,7 @@
 //! Parsed with the rules of oslo.messaging's `TransportURL.parse`
 //! (`overview.md` §2.3), checked against the real library
 //! (`tests/fixtures/transport_urls.json`, written by
-//! `scripts/gen_fixtures.py`):
+//! `tests/fixtures/gen_fixtures.py`):
 //!
 //! * the scheme is lower-cased (`RABBIT://` → `rabbit`); `foo:` alone is a
 //!   valid URL without hosts;

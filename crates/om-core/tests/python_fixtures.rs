@@ -1,5 +1,5 @@
 //! om against bytes produced by the real Python oslo.messaging 18.3.1 and
-//! oslo.context 6.5.0 (fixtures written by `scripts/gen_fixtures.py`).
+//! oslo.context 6.5.0 (fixtures written by `tests/fixtures/gen_fixtures.py`).
 //!
 //! Each message is rebuilt in Rust from its parts (method, arguments,
 //! context, and the ids Python drew) the way the drivers build it, and the

@@ -1,6 +1,6 @@
 //! Transport URL parsing checked against Python's `TransportURL.parse`
 //! (fixture `tests/fixtures/transport_urls.json`, written by
-//! `scripts/gen_fixtures.py`), malformed URLs, and property tests.
+//! `tests/fixtures/gen_fixtures.py`), malformed URLs, and property tests.
 #![allow(clippy::unwrap_used, clippy::result_large_err)]
 
 use om_core::url::mask_password;

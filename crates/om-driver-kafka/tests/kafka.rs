@@ -1,6 +1,6 @@
 //! Kafka driver tests: options and RPC refusal (no broker needed), and the
 //! wire format, pools, commits and offsets against a real broker
-//! (`OM_KAFKA_URL`, e.g. tansu started by `scripts/tansu.sh`).
+//! (`OM_KAFKA_URL`, e.g. tansu started by `xtask/scripts/tansu.sh`).
 
 mod common;
 

@@ -1,10 +1,10 @@
 //! Comparison with what the real Python oslo.messaging 18.3.1 produces.
 //!
 //! * `crates/om-core/tests/fixtures/notifications.json` (from
-//!   `scripts/gen_fixtures.py`): notification bodies as the rabbit driver
-//!   published them. With the same message id, timestamp and `_unique_id`,
-//!   om's bodies must be byte-for-byte equal, and om's listener must read
-//!   Python's bodies.
+//!   `gen_fixtures.py` in the same directory): notification bodies as the
+//!   rabbit driver published them. With the same message id, timestamp and
+//!   `_unique_id`, om's bodies must be byte-for-byte equal, and om's
+//!   listener must read Python's bodies.
 //! * `crates/om-notify/tests/fixtures/notify_behaviour.json` (from
 //!   `tests/fixtures/gen_notify_fixtures.py`): timestamps, `log` driver
 //!   text, routing decisions, filter results and dispatch order.

@@ -2,7 +2,7 @@
 # Runs a throw-away tansu broker (Kafka protocol, in-memory storage) on
 # loopback, as a plain background process. Used by the Kafka driver's tests.
 #
-#   scripts/tansu.sh start|stop|status
+#   xtask/scripts/tansu.sh start|stop|status
 #
 # Environment:
 #   OM_TANSU_DIR   state directory for the pid and log files (required;

@@ -3,7 +3,7 @@
 # as a plain background process with its own node name and state directory.
 # No systemd, no root needed.
 #
-#   scripts/rabbitmq.sh start|stop|status|ctl ARGS...
+#   xtask/scripts/rabbitmq.sh start|stop|status|ctl ARGS...
 #
 # Environment:
 #   OM_RMQ_DIR   state directory (required; created on start)
