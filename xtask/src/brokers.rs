@@ -170,7 +170,7 @@ pub fn up(which: &[Broker]) -> Result<()> {
 
 /// Stops the brokers, and Erlang's port mapper (epmd, started by the first
 /// RabbitMQ node) when no other Erlang node still uses it, so a test run
-/// leaves no process behind.
+/// leaves no process behind; rewrites `.om/brokers.env` for what is left.
 pub fn down(which: &[Broker]) -> Result<()> {
     for &b in which {
         if b.dir().exists() || b.is_up() {
@@ -190,6 +190,10 @@ pub fn down(which: &[Broker]) -> Result<()> {
                 let _ = cmd::succeeds(Command::new("epmd").arg("-kill"));
             }
         }
+    }
+    // The file names only the brokers still up.
+    if cmd::state_dir().join("brokers.env").exists() {
+        write_env()?;
     }
     Ok(())
 }
