@@ -25,6 +25,16 @@ use support::{uniq, with_options, WAIT};
 
 const USER: (&str, &str) = ("om", "secret");
 
+/// Polls `cond` every 20 ms until it holds; panics after 60 s (generous:
+/// the machine running the tests may be busy).
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn obj(v: Value) -> JsonObject {
     v.as_object().cloned().unwrap_or_default()
 }
@@ -808,11 +818,13 @@ async fn malformed_and_stray_messages() {
         .unwrap()
         .unwrap_err();
     assert_eq!(e.oslo_name(), "MessagingException", "{e}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(router
-        .refused()
-        .iter()
-        .any(|r| r.address == addr && matches!(r.outcome, Outcome::Rejected(_))));
+    eventually("the router to see the undecodable request rejected", || {
+        router
+            .refused()
+            .iter()
+            .any(|r| r.address == addr && matches!(r.outcome, Outcome::Rejected(_)))
+    })
+    .await;
     d.send(RpcRequest::cast(
         Target::new(&topic).with_server("s1"),
         obj(json!({"method": "ok", "args": {}})),
@@ -862,12 +874,11 @@ async fn malformed_and_stray_messages() {
         matches!(out, Outcome::Accepted(_)),
         "the router took it: {out:?}"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(
+    eventually("the driver to refuse the stray reply as undeliverable", || {
         router.refused().iter().any(|r| r.address == reply_to
-            && matches!(&r.outcome, Outcome::Modified(m) if m.delivery_failed == Some(true) && m.undeliverable_here == Some(true))),
-        "the driver refused the stray reply as undeliverable"
-    );
+            && matches!(&r.outcome, Outcome::Modified(m) if m.delivery_failed == Some(true) && m.undeliverable_here == Some(true)))
+    })
+    .await;
     m.acknowledge().await.unwrap();
     l.cleanup().await.unwrap();
     d.cleanup().await;

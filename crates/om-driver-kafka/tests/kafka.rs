@@ -82,8 +82,10 @@ async fn rpc_is_refused_at_once_with_not_supported() {
         .err()
         .expect("RPC server must fail");
     assert!(matches!(err, Error::NotSupported { .. }));
+    // At once: not after a call's 60 s timeout or a broker connection
+    // attempt (generous, the machine running the tests may be busy).
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(20),
         "refusal took {:?}",
         started.elapsed()
     );

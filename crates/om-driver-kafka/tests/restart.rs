@@ -126,8 +126,16 @@ async fn listeners_resume_after_a_broker_restart() {
     }
     stop.store(true, Ordering::SeqCst);
     let (last, first_delivered) = sender.await.expect("sender");
-    got_e.extend(collect(&mut earliest, usize::MAX, Duration::from_secs(5)).await);
-    got_l.extend(collect(&mut latest, usize::MAX, Duration::from_secs(5)).await);
+    // Take the tail until both pools have the last record sent (however
+    // slowly it comes), then whatever else is still on its way.
+    let has_last = |got: &[om_driver_api::IncomingMessage]| numbers(got).contains(&last);
+    let tail_deadline = Instant::now() + JOIN;
+    while !(has_last(&got_e) && has_last(&got_l)) && Instant::now() < tail_deadline {
+        got_e.extend(collect(&mut earliest, usize::MAX, Duration::from_millis(250)).await);
+        got_l.extend(collect(&mut latest, usize::MAX, Duration::from_millis(250)).await);
+    }
+    got_e.extend(collect(&mut earliest, usize::MAX, Duration::from_secs(2)).await);
+    got_l.extend(collect(&mut latest, usize::MAX, Duration::from_secs(2)).await);
     let mut e = numbers(&got_e);
     e.dedup();
     let mut l = numbers(&got_l);

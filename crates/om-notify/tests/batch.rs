@@ -60,7 +60,7 @@ async fn full_batches_then_a_partial_one_after_the_timeout() {
     assert_eq!(broker.queue_len("b205.info"), Some(205));
     let started = Instant::now();
     listener.start().await.expect("start");
-    eventually(5, "three batches", || sizes(&batches).len() == 3).await;
+    eventually(60, "three batches", || sizes(&batches).len() == 3).await;
     assert_eq!(sizes(&batches), vec![100, 100, 5]);
     assert!(
         started.elapsed() >= Duration::from_millis(350),
@@ -72,7 +72,7 @@ async fn full_batches_then_a_partial_one_after_the_timeout() {
         (0..205).map(|i| json!(i)).collect::<Vec<_>>(),
         "in order, each once"
     );
-    eventually(5, "acknowledged", || broker.unacked_len("b205.info") == 0).await;
+    eventually(60, "acknowledged", || broker.unacked_len("b205.info") == 0).await;
     assert_eq!(broker.queue_len("b205.info"), Some(0));
     // Idle windows never dispatch empty batches.
     tokio::time::sleep(Duration::from_millis(900)).await;
@@ -96,7 +96,12 @@ async fn without_timeout_only_full_batches_until_stop_flushes() {
     for i in 0..25 {
         n.info(&Context::new(), "e", i).await.expect("sent");
     }
-    eventually(5, "two full batches", || sizes(&batches) == vec![10, 10]).await;
+    eventually(60, "two full batches", || sizes(&batches) == vec![10, 10]).await;
+    // Both full batches acknowledged; the last five fetched and held.
+    eventually(60, "two batches settled", || {
+        broker.unacked_len("bnt.info") == 5
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         sizes(&batches),
@@ -158,11 +163,11 @@ async fn grouped_by_priority_and_requeue_marks_only_that_group() {
         n.error(&c, "e", 100 + i).await.expect("sent");
     }
     listener.start().await.expect("start");
-    eventually(5, "error group delivered twice", || {
+    eventually(60, "error group delivered twice", || {
         error_calls.load(Ordering::SeqCst) == 2
     })
     .await;
-    eventually(5, "settled", || {
+    eventually(60, "settled", || {
         broker.unacked_len("bg.error") == 0 && broker.unacked_len("bg.info") == 0
     })
     .await;
@@ -182,7 +187,7 @@ async fn grouped_by_priority_and_requeue_marks_only_that_group() {
 
 #[tokio::test]
 async fn batch_filters_narrow_the_batch() {
-    let (transport, _) = fake("b-filter").await;
+    let (transport, broker) = fake("b-filter").await;
     let compute: Batches = Arc::default();
     let listener = BatchNotificationListener::builder(transport.clone())
         .target(Target::new("bf"))
@@ -206,7 +211,9 @@ async fn batch_filters_narrow_the_batch() {
             .collect::<Vec<_>>(),
         vec![Priority::Warn]
     );
-    listener.start().await.expect("start");
+    // Everything is queued before the listener starts, so the batches are
+    // the first four and then the fifth alone (after the batch timeout),
+    // whatever the timing of the sends.
     let n = notifier(&transport, "bf");
     for (i, ev) in ["compute.a", "network.b", "compute.c", "image.d"]
         .iter()
@@ -216,7 +223,14 @@ async fn batch_filters_narrow_the_batch() {
     }
     // A batch holding only non-matching messages skips the endpoint.
     n.warn(&Context::new(), "network.z", 9).await.expect("sent");
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(broker.queue_len("bf.warn"), Some(5));
+    listener.start().await.expect("start");
+    // A batch is acknowledged after its endpoints ran: once all five are,
+    // both batches were dispatched.
+    eventually(60, "both batches dispatched", || {
+        broker.queue_len("bf.warn") == Some(0) && broker.unacked_len("bf.warn") == 0
+    })
+    .await;
     assert_eq!(
         compute.lock().expect("lock").clone(),
         vec![vec![json!(0), json!(2)]]
@@ -253,7 +267,7 @@ async fn typed_batches_and_build_errors() {
             .await
             .expect("sent");
     }
-    eventually(5, "two batches summed", || {
+    eventually(60, "two batches summed", || {
         total.load(Ordering::SeqCst) == 10
     })
     .await;
@@ -276,7 +290,7 @@ async fn typed_batches_and_build_errors() {
 
 #[tokio::test]
 async fn prefetch_caps_the_batch_size_as_in_oslo() {
-    let (transport, _) = fake("b-prefetch").await;
+    let (transport, broker) = fake("b-prefetch").await;
     let batches: Batches = Arc::default();
     let listener = BatchNotificationListener::builder(transport.clone())
         .target(Target::new("bp"))
@@ -291,7 +305,13 @@ async fn prefetch_caps_the_batch_size_as_in_oslo() {
     for i in 0..7 {
         n.info(&Context::new(), "e", i).await.expect("sent");
     }
-    eventually(5, "two capped batches", || sizes(&batches) == vec![3, 3]).await;
+    eventually(60, "two capped batches", || sizes(&batches) == vec![3, 3]).await;
+    // The second batch acknowledged, so the broker pushed the seventh:
+    // fetched before stop(), it is in the batch that stop flushes.
+    eventually(60, "the seventh fetched", || {
+        broker.queue_len("bp.info") == Some(0) && broker.unacked_len("bp.info") == 1
+    })
+    .await;
     listener.stop().await;
     within(listener.wait()).await;
     assert_eq!(sizes(&batches), vec![3, 3, 1]);

@@ -230,7 +230,7 @@ async fn listener_reads_python_bodies() {
             expected += 1;
         }
     }
-    eventually(5, "every Python body", || {
+    eventually(60, "every Python body", || {
         got.lock().expect("lock").len() == expected
     })
     .await;

@@ -126,11 +126,13 @@ async fn stop_returns_once_the_driver_stopped_fetching() {
     // is called.
     let release = Arc::new(tokio::sync::Semaphore::new(0));
     let handled = Arc::new(Mutex::new(Vec::new()));
+    let started = Arc::new(AtomicUsize::new(0));
     let endpoint = Endpoint::new().info({
-        let (release, handled) = (release.clone(), handled.clone());
+        let (release, handled, started) = (release.clone(), handled.clone(), started.clone());
         move |n: Notification| {
-            let (release, handled) = (release.clone(), handled.clone());
+            let (release, handled, started) = (release.clone(), handled.clone(), started.clone());
             async move {
+                started.fetch_add(1, Ordering::SeqCst);
                 let _permit = release.acquire().await.expect("semaphore");
                 handled.lock().expect("lock").push(n.payload);
             }
@@ -147,10 +149,20 @@ async fn stop_returns_once_the_driver_stopped_fetching() {
     for n in 0..3 {
         tx.send(info(n, &acks)).expect("push");
     }
-    // Let the first one reach the (blocked) endpoint.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Wait for the first one to reach the (blocked) endpoint.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while started.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the first notification never reached the endpoint"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(started.load(Ordering::SeqCst), 1, "one worker");
 
-    tokio::time::timeout(Duration::from_secs(5), listener.stop())
+    // The endpoint stays blocked until released below, so a stop() that
+    // waited for it would never return.
+    tokio::time::timeout(Duration::from_secs(30), listener.stop())
         .await
         .expect("stop() must not wait for running notifications");
     assert!(
@@ -161,7 +173,7 @@ async fn stop_returns_once_the_driver_stopped_fetching() {
 
     // What was fetched before the stop is still dispatched, in order.
     release.add_permits(10);
-    tokio::time::timeout(Duration::from_secs(5), listener.wait())
+    tokio::time::timeout(Duration::from_secs(30), listener.wait())
         .await
         .expect("wait");
     assert_eq!(

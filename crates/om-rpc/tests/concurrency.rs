@@ -3,13 +3,14 @@
 
 mod common;
 
-use common::{ctx, transport};
+use common::{ctx, eventually, transport};
 use om_rpc::om_core::{Context, Target};
 use om_rpc::{Endpoint, RpcClient, RpcServer};
 use serde::Deserialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 #[derive(Clone, Default)]
@@ -36,6 +37,21 @@ fn gauged(g: &Gauge) -> Endpoint {
             g.max.fetch_max(n, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(w.ms)).await;
             g.now.fetch_sub(1, Ordering::SeqCst);
+            g.done.fetch_add(1, Ordering::SeqCst);
+            Ok(w.i)
+        }
+    })
+}
+
+/// Like [`gauged`], but each handler waits for a permit of `gate` instead
+/// of sleeping: the test decides when the running requests finish.
+fn gated(g: &Gauge, gate: &Arc<Semaphore>) -> Endpoint {
+    let (g, gate) = (g.clone(), gate.clone());
+    Endpoint::new().method("work", move |_c: Context, w: Work| {
+        let (g, gate) = (g.clone(), gate.clone());
+        async move {
+            g.started.fetch_add(1, Ordering::SeqCst);
+            let _permit = gate.acquire().await.expect("gate open");
             g.done.fetch_add(1, Ordering::SeqCst);
             Ok(w.i)
         }
@@ -136,7 +152,13 @@ async fn one_callers_calls_run_in_order() {
 async fn stop_and_wait_lose_no_reply() {
     let t = transport("graceful").await;
     let g = Gauge::default();
-    let s = server(&t, "graceful", 16, &g);
+    // The handlers run until the gate opens, after stop() returned.
+    let gate = Arc::new(Semaphore::new(0));
+    let s = RpcServer::builder(t.clone(), Target::new("graceful").with_server("s1"))
+        .endpoint(gated(&g, &gate))
+        .executor_pool_size(16)
+        .build()
+        .expect("server builds");
     s.start().await.unwrap();
     let c = RpcClient::builder(t.clone(), Target::new("graceful"))
         .timeout(Duration::from_secs(20))
@@ -145,19 +167,29 @@ async fn stop_and_wait_lose_no_reply() {
     for i in 0..10u64 {
         let c = c.clone();
         set.spawn(async move {
-            c.call::<_, u64>(&ctx(), "work", serde_json::json!({"i": i, "ms": 400}))
+            c.call::<_, u64>(&ctx(), "work", serde_json::json!({"i": i, "ms": 0}))
                 .await
         });
     }
-    while g.started.load(Ordering::SeqCst) < 10 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    s.stop().await.unwrap();
-    assert!(
-        g.done.load(Ordering::SeqCst) < 10,
-        "stop does not wait for running requests"
+    eventually("ten running requests", || {
+        g.started.load(Ordering::SeqCst) == 10
+    })
+    .await;
+    // The gate is closed: a stop() that waited for them would never return.
+    tokio::time::timeout(Duration::from_secs(30), s.stop())
+        .await
+        .expect("stop does not wait for running requests")
+        .expect("stop");
+    assert_eq!(
+        g.done.load(Ordering::SeqCst),
+        0,
+        "the running requests are still running"
     );
-    s.wait().await.unwrap();
+    gate.add_permits(10);
+    tokio::time::timeout(Duration::from_secs(30), s.wait())
+        .await
+        .expect("wait returns once the requests finished")
+        .expect("wait");
     assert_eq!(
         g.done.load(Ordering::SeqCst),
         10,
@@ -183,7 +215,7 @@ async fn stopped_server_takes_no_new_messages_and_restarts() {
         "a second start is a no-op"
     );
     let c = RpcClient::builder(t.clone(), Target::new("restart"))
-        .timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
         .build();
     assert_eq!(
         c.call::<_, u64>(&ctx(), "work", serde_json::json!({"i": 1, "ms": 0}))
@@ -209,12 +241,10 @@ async fn stopped_server_takes_no_new_messages_and_restarts() {
             .unwrap(),
         3
     );
-    for _ in 0..100 {
-        if g.done.load(Ordering::SeqCst) == 3 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("the queued cast to run too", || {
+        g.done.load(Ordering::SeqCst) >= 3
+    })
+    .await;
     assert_eq!(g.done.load(Ordering::SeqCst), 3);
     s.stop().await.unwrap();
     s.wait().await.unwrap();
@@ -239,7 +269,7 @@ async fn serve_until_and_shutdown_handle() {
         })
     };
     let c = RpcClient::builder(t.clone(), Target::new("su"))
-        .timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
         .build();
     assert_eq!(
         c.call::<_, u64>(&ctx(), "work", serde_json::json!({"i": 7, "ms": 0}))
@@ -274,7 +304,7 @@ async fn serve_until_and_shutdown_handle() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(!waiter.is_finished());
     handle.shutdown();
-    tokio::time::timeout(Duration::from_secs(5), waiter)
+    tokio::time::timeout(Duration::from_secs(30), waiter)
         .await
         .unwrap()
         .unwrap()

@@ -5,7 +5,7 @@
 mod common;
 
 use common::scripted::{self, Event};
-use common::{ctx, transport};
+use common::{ctx, eventually, transport};
 use om_driver_api::fake::FakeBroker;
 use om_rpc::om_core::envelope::{self, Format};
 use om_rpc::om_core::{Context, Error, JsonObject, Target, Value};
@@ -31,16 +31,6 @@ fn counting(count: &Arc<AtomicUsize>, sleep_ms: u64) -> Endpoint {
             Ok(a.n)
         }
     })
-}
-
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..300 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test]
@@ -221,8 +211,13 @@ async fn at_most_once_mode_does_not_redeliver_after_a_crash() {
     let c = RpcClient::new(t.clone(), Target::new("nr"));
     c.cast(&ctx(), "count", json!({"n": 1})).await.unwrap();
     let broker = FakeBroker::for_url(t.url());
-    eventually("the cast taken", || broker.queue_len("nr") == Some(0)).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Taken and acknowledged (the fake broker moves a delivery from the
+    // queue to the unacknowledged set at once, so both being empty means
+    // the server acknowledged it) before the crash.
+    eventually("the cast taken and acknowledged", || {
+        broker.queue_len("nr") == Some(0) && broker.unacked_len("nr") == 0
+    })
+    .await;
     crashing.abort().await;
     assert_eq!(broker.queue_len("nr"), Some(0));
     assert_eq!(broker.unacked_len("nr"), 0);
@@ -269,7 +264,7 @@ async fn malformed_messages_are_skipped() {
         )
         .unwrap();
     let c = RpcClient::builder(t.clone(), Target::new("garbage"))
-        .timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
         .build();
     let r: i64 = c.call(&ctx(), "count", json!({"n": 5})).await.unwrap();
     assert_eq!(r, 5);
@@ -328,7 +323,7 @@ async fn closed_subscription_lets_wait_return() {
     s.start().await.unwrap();
     // The driver ends the subscription (e.g. transport cleanup).
     drop(script);
-    tokio::time::timeout(Duration::from_secs(5), s.wait())
+    tokio::time::timeout(Duration::from_secs(30), s.wait())
         .await
         .expect("wait returns once the subscription is gone")
         .unwrap();
@@ -372,7 +367,9 @@ async fn requests_fetched_before_stop_are_still_processed() {
     .await;
     // stop() returns although the only worker is busy and four fetched
     // requests still wait for it.
-    tokio::time::timeout(Duration::from_secs(5), s.stop())
+    // The worker stays busy until released below, so a stop() that waited
+    // for it would never return.
+    tokio::time::timeout(Duration::from_secs(30), s.stop())
         .await
         .expect("stop() returned while the worker was busy")
         .unwrap();
@@ -381,7 +378,7 @@ async fn requests_fetched_before_stop_are_still_processed() {
         "the first request is still running"
     );
     release.add_permits(1);
-    tokio::time::timeout(Duration::from_secs(10), s.wait())
+    tokio::time::timeout(Duration::from_secs(30), s.wait())
         .await
         .expect("wait() returned")
         .unwrap();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ctx, shutdown, transport};
+use common::{ctx, eventually, shutdown, transport};
 use om_rpc::om_core::{Context, Target};
 use om_rpc::{Endpoint, RpcClient, RpcServer};
 use serde::Deserialize;
@@ -50,12 +50,10 @@ async fn servers(
 }
 
 async fn wait_total(hits: &Hits, total: usize) {
-    for _ in 0..200 {
-        if hits.lock().unwrap().values().sum::<usize>() >= total {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(&format!("{total} hits"), || {
+        hits.lock().expect("lock").values().sum::<usize>() >= total
+    })
+    .await;
     // Give stray deliveries a chance to show up.
     tokio::time::sleep(Duration::from_millis(50)).await;
 }

@@ -1,6 +1,8 @@
 //! Overall timeouts, call-monitor heartbeats and dead-server detection
-//! (test-cases D 34-37, overview §4.5). Timings are kept tolerant: the
-//! machine running the tests may be busy.
+//! (test-cases D 34-37, overview §4.5). Every test runs on tokio's paused
+//! clock (`start_paused`): time advances only when every task waits on a
+//! timer, so the timings below are exact however busy the machine is
+//! (client, server and the fake:// driver all use tokio's clock).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -10,7 +12,8 @@ use om_driver_api::{ReplyEvent, RpcRequest};
 use om_rpc::om_core::{Context, Error, JsonObject, Target, Value};
 use om_rpc::{Endpoint, RpcClient};
 use serde::Deserialize;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 #[derive(Deserialize)]
 struct Sleep {
@@ -32,7 +35,7 @@ fn assert_timeout(e: &Error) {
     assert_eq!(e.oslo_name(), "MessagingTimeout");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn call_times_out_when_nobody_answers() {
     let t = transport("timeout-none").await;
     let c = RpcClient::builder(t, Target::new("nobody"))
@@ -46,7 +49,7 @@ async fn call_times_out_when_nobody_answers() {
     assert!(took < Duration::from_millis(1500), "{took:?}");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn slow_method_times_out() {
     let t = transport("timeout-slow").await;
     let s = start_server(&t, "slow", "s1", vec![sleeper()]).await;
@@ -67,7 +70,7 @@ async fn slow_method_times_out() {
     shutdown(&s).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn heartbeats_keep_a_long_call_alive() {
     // call_monitor_timeout 2 s (heartbeats every second), method runs 6 s.
     let t = transport("hb-alive").await;
@@ -86,7 +89,7 @@ async fn heartbeats_keep_a_long_call_alive() {
     shutdown(&s).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn heartbeats_do_not_extend_the_overall_timeout() {
     let t = transport("hb-overall").await;
     let s = start_server(&t, "hb", "s1", vec![sleeper()]).await;
@@ -106,7 +109,7 @@ async fn heartbeats_do_not_extend_the_overall_timeout() {
     s.abort().await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn dead_server_is_detected_by_the_call_monitor() {
     let t = transport("hb-dead").await;
     let s = start_server(&t, "hb", "s1", vec![sleeper()]).await;
@@ -135,7 +138,7 @@ async fn dead_server_is_detected_by_the_call_monitor() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn silent_server_fails_at_the_call_monitor_timeout() {
     // A call-monitor timeout below 2 s gets no heartbeats (oslo's rule), so
     // a method longer than it fails the call.
@@ -159,7 +162,7 @@ async fn silent_server_fails_at_the_call_monitor_timeout() {
     shutdown(&s).await;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn server_heartbeat_cadence() {
     // Observe the replies at the driver level: `_timeout=2` → one heartbeat
     // per second while the method runs, the first after a second;
@@ -174,7 +177,7 @@ async fn server_heartbeat_cadence() {
             .with_call_monitor_timeout(cm);
         let t = t.clone();
         async move {
-            let sent = std::time::Instant::now();
+            let sent = Instant::now();
             let mut replies = t.driver().send(req).await.unwrap().unwrap();
             let mut beats = Vec::new();
             loop {

@@ -14,7 +14,8 @@ pub async fn fake(vhost: &str) -> (Transport, FakeBroker) {
     (transport, FakeBroker::for_vhost(vhost))
 }
 
-/// Polls `cond` every 5 ms until it holds; panics after `secs` seconds.
+/// Polls `cond` every 5 ms until it holds; panics after `secs` seconds
+/// (the tests give 60: the machine running them may be busy).
 pub async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     while !cond() {
@@ -26,9 +27,10 @@ pub async fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// Awaits `fut` with a 10 s limit.
+/// Awaits `fut` with a 60 s limit (generous: the machine running the
+/// tests may be busy).
 pub async fn within<T>(fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), fut)
+    tokio::time::timeout(Duration::from_secs(60), fut)
         .await
         .expect("operation timed out")
 }

@@ -58,3 +58,16 @@ pub fn client(transport: &Transport, topic: &str) -> RpcClient {
 pub fn ctx() -> Context {
     Context::new()
 }
+
+/// Polls `f` every 10 ms until it holds; panics after 60 s (a generous
+/// bound: the machine running the tests may be busy).
+pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !f() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
