@@ -50,7 +50,7 @@ async fn tap(
 }
 
 async fn next_delivery(c: &mut Consumer) -> lapin::message::Delivery {
-    tokio::time::timeout(Duration::from_secs(10), c.next())
+    tokio::time::timeout(Duration::from_secs(30), c.next())
         .await
         .expect("a message in time")
         .expect("consumer open")

@@ -66,5 +66,6 @@ pub fn uniq(prefix: &str) -> String {
     format!("{prefix}_{}", om_driver_api::om_core::uuid_hex())
 }
 
-/// Default wait for something that must happen.
-pub const WAIT: Duration = Duration::from_secs(10);
+/// Default wait for something that must happen (generous: only a failing
+/// test waits that long, and CI machines are busy).
+pub const WAIT: Duration = Duration::from_secs(30);
