@@ -1002,6 +1002,21 @@ fn tail_events(out: &str) -> Vec<String> {
         .collect()
 }
 
+/// Starts `om notify tail --json` on `topic` with its stdout piped (and
+/// stderr as given), killed when dropped.
+fn spawn_json_tail(url: &str, topic: &str, stderr: std::process::Stdio) -> tokio::process::Child {
+    tokio::process::Command::new(common::om_bin())
+        .args(["notify", "tail", "--url", url, "--topic", topic, "--json"])
+        .env_remove("OM_TRANSPORT_URL")
+        .env_remove("OM_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("om notify tail starts")
+}
+
 /// `om notify tail --json --count N` on `topic`: the event types it showed.
 async fn tail_count(url: &str, topic: &str, count: &str, timeout: &str) -> Vec<String> {
     let r = om(
@@ -1039,16 +1054,7 @@ async fn tail_takes_only_what_it_shows() {
     // while the reader reads, so nothing else can sit unread in the pipe
     // (a line written into a pipe counts as shown; `head` itself would
     // make that a race).
-    let mut child = tokio::process::Command::new(common::om_bin())
-        .args(["notify", "tail", "--url", &url, "--topic", &topic, "--json"])
-        .env_remove("OM_TRANSPORT_URL")
-        .env_remove("OM_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("om notify tail starts");
+    let mut child = spawn_json_tail(&url, &topic, std::process::Stdio::null());
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let first = tokio::time::timeout(READY + LINE, stdout.next_line())
         .await
@@ -1084,16 +1090,7 @@ async fn killed_tail_loses_nothing() {
     let payload = json!({ "blob": "x".repeat(100_000) }).to_string();
     send_numbered(&url, &topic, "kill", 1..=3, Some(&payload)).await;
 
-    let mut child = tokio::process::Command::new(common::om_bin())
-        .args(["notify", "tail", "--url", &url, "--topic", &topic, "--json"])
-        .env_remove("OM_TRANSPORT_URL")
-        .env_remove("OM_LOG")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("om notify tail starts");
+    let mut child = spawn_json_tail(&url, &topic, std::process::Stdio::piped());
     let mut stdout = child.stdout.take().expect("stdout");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
     tokio::time::timeout(READY, async {
