@@ -29,7 +29,7 @@ pub const FEATURES: &str = "om/full";
 const REQUIRED: &[(&str, &str, usize)] = &[
     ("om-driver-api", "tests/conformance_fake", 45),
     ("om-driver-rabbit", "tests/conformance", 45),
-    ("om-driver-rabbit", "tests/topology", 8),
+    ("om-driver-rabbit", "tests/topology", 9),
     ("om-driver-rabbit", "tests/wire", 6),
     ("om-driver-rabbit", "tests/resilience", 2),
     ("om-driver-kafka", "tests/conformance", 45),

@@ -36,8 +36,9 @@
 //!   back-off; when retries run out the error names the broker address,
 //!   never the password.
 //! * **Calls**: one reply queue `reply_<uuid hex>` per driver, declared and
-//!   consumed at the first call, before anything is published; replies are
-//!   matched by `_msg_id`.
+//!   consumed at the first call, before anything is published, without
+//!   acknowledgements (so no `basic.qos` on it); replies are matched by
+//!   `_msg_id`.
 //! * **Servers and listeners**: each has its own consuming connection,
 //!   restored (queues, bindings, consumers) after the broker drops it, with
 //!   `basic.qos` when a prefetch count is configured. RPC requests are

@@ -351,6 +351,87 @@ async fn qos_prefetch_and_connection_properties() {
     unlimited.cleanup().await;
 }
 
+/// test-cases 73, the other half: `rabbit_qos_prefetch_count` reaches the
+/// channels that consume with acknowledgements, and no other: the channels
+/// om publishes on (requests, casts, replies, notifications) keep no
+/// prefetch. The reply queue is consumed without acknowledgements, where a
+/// prefetch would have no effect, and gets none (a difference from Python,
+/// on purpose: docs/compatibility.md). On a vhost of its own, so that every
+/// channel and consumer listed there is this driver's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefetch_only_on_consuming_channels() {
+    let Some((url, ctl_prefix)) = broker() else {
+        return;
+    };
+    let (vhost, vurl) = fresh_vhost(&url, &ctl_prefix, "om_qos");
+    let d = driver(&vurl, &[("rabbit_qos_prefetch_count", "7")]);
+    let topic = format!("spec_qos_pub_{}", uniq());
+    // A server, a call to it (a request, a reply queue, a reply), a cast
+    // and a notification: every kind of consuming and publishing channel.
+    let listener = d
+        .listen(
+            Target::new(&topic).with_server("s"),
+            ListenOptions::default(),
+        )
+        .await
+        .expect("listen");
+    let mut listener = round_trip(listener, &d, &topic, json!("ok")).await;
+    d.send(RpcRequest::cast(
+        Target::new(&topic),
+        obj(json!({"method": "c", "args": {}})),
+    ))
+    .await
+    .expect("cast");
+    let m = listener.next().await.expect("open").expect("cast");
+    m.acknowledge().await.expect("ack");
+    d.send_notification(Notification::new(
+        Target::new(format!("{topic}.info")),
+        obj(json!({"event_type": "e", "payload": {}})),
+        Format::V2,
+    ))
+    .await
+    .expect("notify");
+
+    let consumers = ctl(
+        &ctl_prefix,
+        &format!("list_consumers -p {vhost} queue_name ack_required prefetch_count"),
+    );
+    // The server's three queues, each consumed with acknowledgements and
+    // the prefetch; the reply queue without either.
+    let acking: Vec<&Vec<String>> = consumers.iter().filter(|r| r[1] == "true").collect();
+    assert_eq!(acking.len(), 3, "{consumers:?}");
+    for r in &acking {
+        assert_eq!(r[2], "7", "{consumers:?}");
+    }
+    let reply = consumers
+        .iter()
+        .find(|r| r[0].starts_with("reply_"))
+        .unwrap_or_else(|| panic!("no reply consumer: {consumers:?}"));
+    assert_eq!(reply[1..], ["false", "0"], "{consumers:?}");
+
+    let channels: Vec<Vec<String>> = ctl(
+        &ctl_prefix,
+        "list_channels vhost confirm consumer_count prefetch_count",
+    )
+    .into_iter()
+    .filter(|r| r.len() >= 4 && r[0] == vhost)
+    .collect();
+    let publishing: Vec<&Vec<String>> = channels
+        .iter()
+        .filter(|r| r[1] == "true" && r[2] == "0")
+        .collect();
+    assert!(!publishing.is_empty(), "{channels:?}");
+    for r in channels.iter().filter(|r| r[2] == "0") {
+        assert_eq!(
+            r[3], "0",
+            "basic.qos on a channel that consumes nothing: {channels:?}"
+        );
+    }
+    listener.cleanup().await.expect("cleanup");
+    d.cleanup().await;
+    ctl_cmd(&ctl_prefix, &format!("delete_vhost {vhost}"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_queues_on_a_fresh_vhost() {
     let Some((url, ctl_prefix)) = broker() else {
