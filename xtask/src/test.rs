@@ -41,7 +41,7 @@ const REQUIRED: &[(&str, &str, usize)] = &[
     ("om-driver-amqp1", "tests/conformance_router", 45),
     ("om-driver-amqp1", "tests/broker_driver", 6),
     ("om-driver-amqp1", "tests/broker_reconnect", 1),
-    ("om-driver-amqp1", "tests/router_driver", 18),
+    ("om-driver-amqp1", "tests/router_driver", 19),
     ("om-driver-amqp1", "tests/python_interop", 9),
     ("om-driver-api", "tests/third_party_driver", 45),
     ("om", "tests/interop_rabbit", 11),

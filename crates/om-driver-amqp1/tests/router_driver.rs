@@ -380,6 +380,81 @@ async fn server_replies_and_heartbeats_to_a_raw_caller() {
     d.cleanup().await;
 }
 
+/// test-cases 109: replies and heartbeats go pre-settled by default, so
+/// they neither wait for nor see the router's outcome; with `pre_settled`
+/// not naming `rpc-reply` they are sent unsettled and a rejection fails
+/// them. The router rejects both messages to the caller's address each
+/// time (rejected messages are not queued).
+#[tokio::test]
+async fn replies_are_sent_pre_settled() {
+    let router = Router::start(Some(USER)).await;
+    for (extra, pre_settled) in [(None, true), (Some("rpc-cast"), false)] {
+        let opts: Vec<(&str, &str)> = extra.map(|v| ("pre_settled", v)).into_iter().collect();
+        let d = routable(&router, &opts).await;
+        let topic = uniq("presettled");
+        let mut l = d
+            .listen(
+                Target::new(&topic).with_server("s1"),
+                ListenOptions::default(),
+            )
+            .await
+            .expect("listen");
+        let mut raw = Raw::connect(&router).await;
+        let (mut replies, reply_to) = raw.dynamic_receiver().await;
+        let mut tx = raw.sender(None).await;
+        let req = raw_message(
+            &format!("openstack.org/om/rpc/unicast/openstack/{topic}/s1"),
+            Properties {
+                message_id: Some(MessageId::String(uniq("id"))),
+                reply_to: Some(reply_to.clone()),
+                ..Default::default()
+            },
+            Body::Value(AmqpValue(AmqpValueType::String(
+                r#"{"request": {"method": "m", "args": {}}, "context": {}, "call_monitor_timeout": 2}"#
+                    .into(),
+            ))),
+        );
+        let out = tx.send(req).await.expect("request sent");
+        assert!(matches!(out, Outcome::Accepted(_)), "{out:?}");
+        let m = next(&mut l).await;
+        m.acknowledge().await.expect("ack");
+        router.script_outcomes(&reply_to, [Scripted::Reject, Scripted::Reject]);
+        let hb = m.heartbeat().await;
+        let reply = m.reply(Ok(json!(1))).await;
+        if pre_settled {
+            hb.expect("a pre-settled heartbeat does not see the rejection");
+            reply.expect("a pre-settled reply does not see the rejection");
+        } else {
+            let e = reply.expect_err("an unsettled reply sees the rejection");
+            assert_eq!(e.oslo_name(), "MessageDeliveryFailure", "{e}");
+            // Heartbeats are sent once, never retried: theirs fails too.
+            assert!(hb.is_err(), "{hb:?}");
+        }
+        // Both reached the router (a pre-settled send may return before
+        // that), which queued neither.
+        eventually("the heartbeat and the reply at the router", || {
+            router
+                .routed()
+                .iter()
+                .filter(|r| r.address == reply_to)
+                .count()
+                == 2
+        })
+        .await;
+        assert!(
+            tokio::time::timeout(
+                Duration::from_millis(300),
+                replies.recv::<Body<AmqpValueType>>()
+            )
+            .await
+            .is_err(),
+            "a rejected message reached the caller"
+        );
+        l.cleanup().await.expect("cleanup");
+        d.cleanup().await;
+    }
+}
+
 /// Link names and terminus addresses follow the Python driver: one sender
 /// link per destination, three server links, one dynamic reply link.
 #[tokio::test]
