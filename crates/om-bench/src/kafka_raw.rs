@@ -8,8 +8,7 @@
 //! `batch.num.messages` and `max.in.flight.requests.per.connection` (om's
 //! `producer_max_in_flight`, 1 by default, where librdkafka's default is
 //! 1000000), with om's defaults taken from `KafkaOptions`, so that the
-//! ratio measures om's own cost, not a setting. No om code runs on the
-//! message path.
+//! ratio measures om's own cost, not a setting.
 //!
 //! The URL's query may carry three of om's options, read the same way:
 //! `producer_batch_timeout` (seconds, librdkafka's `linger.ms`),

@@ -150,6 +150,23 @@ fn raw_message(
     }
 }
 
+/// Sends, from a raw peer's sender, a call with `body` (the request JSON)
+/// to server `s1` of `topic` (routable unicast address), with `msg_id` and
+/// `reply_to`; the router must accept it.
+async fn send_raw_call(tx: &mut Sender, topic: &str, msg_id: &str, reply_to: &str, body: &str) {
+    let req = raw_message(
+        &format!("openstack.org/om/rpc/unicast/openstack/{topic}/s1"),
+        Properties {
+            message_id: Some(MessageId::String(msg_id.into())),
+            reply_to: Some(reply_to.into()),
+            ..Default::default()
+        },
+        Body::Value(AmqpValue(AmqpValueType::String(body.into()))),
+    );
+    let out = tx.send(req).await.expect("request sent");
+    assert!(matches!(out, Outcome::Accepted(_)), "{out:?}");
+}
+
 async fn next(l: &mut Box<dyn Listener>) -> om_driver_api::IncomingMessage {
     tokio::time::timeout(WAIT, l.next())
         .await
@@ -326,18 +343,14 @@ async fn server_replies_and_heartbeats_to_a_raw_caller() {
     let mut raw = Raw::connect(&router).await;
     let (mut replies, reply_to) = raw.dynamic_receiver().await;
     let mut tx = raw.sender(None).await; // anonymous relay: routed on `to`
-    let body = r#"{"request": {"method": "m", "args": {"a": 1}}, "context": {"user": "u"}, "call_monitor_timeout": 2}"#;
-    let req = raw_message(
-        &format!("openstack.org/om/rpc/unicast/openstack/{topic}/s1"),
-        Properties {
-            message_id: Some(MessageId::String("0123456789abcdef0123456789abcdef".into())),
-            reply_to: Some(reply_to.clone()),
-            ..Default::default()
-        },
-        Body::Value(AmqpValue(AmqpValueType::String(body.into()))),
-    );
-    let out = tx.send(req).await.expect("request sent");
-    assert!(matches!(out, Outcome::Accepted(_)), "{out:?}");
+    send_raw_call(
+        &mut tx,
+        &topic,
+        "0123456789abcdef0123456789abcdef",
+        &reply_to,
+        r#"{"request": {"method": "m", "args": {"a": 1}}, "context": {"user": "u"}, "call_monitor_timeout": 2}"#,
+    )
+    .await;
     let m = next(&mut l).await;
     assert_eq!(
         m.msg_id.as_deref(),
@@ -402,20 +415,14 @@ async fn replies_are_sent_pre_settled() {
         let mut raw = Raw::connect(&router).await;
         let (mut replies, reply_to) = raw.dynamic_receiver().await;
         let mut tx = raw.sender(None).await;
-        let req = raw_message(
-            &format!("openstack.org/om/rpc/unicast/openstack/{topic}/s1"),
-            Properties {
-                message_id: Some(MessageId::String(uniq("id"))),
-                reply_to: Some(reply_to.clone()),
-                ..Default::default()
-            },
-            Body::Value(AmqpValue(AmqpValueType::String(
-                r#"{"request": {"method": "m", "args": {}}, "context": {}, "call_monitor_timeout": 2}"#
-                    .into(),
-            ))),
-        );
-        let out = tx.send(req).await.expect("request sent");
-        assert!(matches!(out, Outcome::Accepted(_)), "{out:?}");
+        send_raw_call(
+            &mut tx,
+            &topic,
+            &uniq("id"),
+            &reply_to,
+            r#"{"request": {"method": "m", "args": {}}, "context": {}, "call_monitor_timeout": 2}"#,
+        )
+        .await;
         let m = next(&mut l).await;
         m.acknowledge().await.expect("ack");
         router.script_outcomes(&reply_to, [Scripted::Reject, Scripted::Reject]);
