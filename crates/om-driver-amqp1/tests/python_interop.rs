@@ -539,16 +539,17 @@ async fn call_monitor_heartbeats_both_ways() {
         .await;
     let client = RpcClient::builder(t.clone(), Target::new(&topic))
         .timeout(WAIT)
-        .call_monitor_timeout(2.0)
+        .call_monitor_timeout(oslo_interop::HEARTBEAT_MONITOR_S)
         .build();
+    let seconds = oslo_interop::HEARTBEAT_SLEEP_S;
     let slept: f64 = client
-        .call(&Context::new(), "sleep", json!({"seconds": 5}))
+        .call(&Context::new(), "sleep", json!({ "seconds": seconds }))
         .await
         .expect("Python's heartbeats keep the call alive");
-    assert_eq!(slept, 5.0);
+    assert_eq!(slept, seconds);
     let handled = srv.next_line(WAIT).await;
     assert_eq!(handled["method"], "sleep");
-    assert_eq!(handled["args"], json!({"seconds": 5}));
+    assert_eq!(handled["args"], json!({ "seconds": seconds }));
     srv.finish().await;
     let body_less = |r: &support::router::Routed| matches!(&r.message.body, fe2o3_amqp::types::messaging::Body::Data(d) if d.is_empty());
     let from_python = router.routed().iter().filter(|r| body_less(r)).count();

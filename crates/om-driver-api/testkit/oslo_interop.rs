@@ -23,6 +23,15 @@ use std::time::Duration;
 /// Upper bound for something that must happen (not a timing assertion).
 const BOUND: Duration = Duration::from_secs(60);
 
+/// The `call_monitor_timeout` (seconds) of the heartbeat cases. The server
+/// heartbeats every half of it, so a stall of up to 2 s on a busy test
+/// machine does not fail them.
+pub const HEARTBEAT_MONITOR_S: f64 = 4.0;
+
+/// How long the heartbeat cases' `sleep` call runs: more than twice
+/// [`HEARTBEAT_MONITOR_S`], so only heartbeats keep it alive.
+pub const HEARTBEAT_SLEEP_S: f64 = 9.0;
+
 /// What om's endpoints handled: (server, context, arguments).
 pub type Seen = Arc<Mutex<Vec<(String, Value, Value)>>>;
 
@@ -318,9 +327,9 @@ pub async fn python_client_reaches_om_namespace(peer: &PythonPeer, url: &str, to
     );
 }
 
-/// Python `rpc-call` with `call_monitor_timeout=2` → om server with
-/// [`om_endpoints`] on `topic`: a 5 s `sleep` call survives because om's
-/// heartbeats arrive and are understood.
+/// Python `rpc-call` with `call_monitor_timeout` [`HEARTBEAT_MONITOR_S`] →
+/// om server with [`om_endpoints`] on `topic`: a [`HEARTBEAT_SLEEP_S`]
+/// `sleep` call survives because om's heartbeats arrive and are understood.
 pub async fn python_call_survives_on_om_heartbeats(peer: &PythonPeer, url: &str, topic: &str) {
     let out = peer
         .run(
@@ -333,13 +342,13 @@ pub async fn python_call_survives_on_om_heartbeats(peer: &PythonPeer, url: &str,
                 "--timeout",
                 "60",
                 "--call-monitor-timeout",
-                "2",
+                &HEARTBEAT_MONITOR_S.to_string(),
                 "--method",
                 "sleep",
                 "--args",
-                r#"{"seconds": 5}"#,
+                &json!({ "seconds": HEARTBEAT_SLEEP_S }).to_string(),
             ],
         )
         .await;
-    assert_eq!(out["result"], json!(5.0), "{out}");
+    assert_eq!(out["result"], json!(HEARTBEAT_SLEEP_S), "{out}");
 }

@@ -15,7 +15,9 @@ use common::{json_file, setup, unique, Peer};
 use om::notify::{NotificationListener, Notifier, NotifierDriver};
 use om::rpc::RpcClient;
 use om::{Context, Error, Target, Transport};
-use oslo_interop::{om_server, py_args, wait_seen, Collected, Seen};
+use oslo_interop::{
+    om_server, py_args, wait_seen, Collected, Seen, HEARTBEAT_MONITOR_S, HEARTBEAT_SLEEP_S,
+};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
@@ -210,15 +212,19 @@ async fn om_client_timeout_and_call_monitor_against_python() {
     // a call longer than call_monitor_timeout survives through heartbeats
     let client = RpcClient::builder(t.clone(), Target::new(&topic))
         .timeout(Duration::from_secs(60))
-        .call_monitor_timeout(2.0)
+        .call_monitor_timeout(HEARTBEAT_MONITOR_S)
         .build();
     let started = std::time::Instant::now();
     let slept: f64 = client
-        .call(&Context::new(), "sleep", json!({"seconds": 5}))
+        .call(
+            &Context::new(),
+            "sleep",
+            json!({"seconds": HEARTBEAT_SLEEP_S}),
+        )
         .await
         .expect("heartbeats keep it alive");
-    assert_eq!(slept, 5.0);
-    assert!(started.elapsed() >= Duration::from_secs(5));
+    assert_eq!(slept, HEARTBEAT_SLEEP_S);
+    assert!(started.elapsed() >= Duration::from_secs_f64(HEARTBEAT_SLEEP_S));
 
     srv.peer_server.finish().await;
     t.cleanup().await;
