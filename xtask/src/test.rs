@@ -27,18 +27,18 @@ pub const FEATURES: &str = "om/full";
 /// Broker-backed suites that must run, with the least number of tests each
 /// must pass: (package, test target, minimum).
 const REQUIRED: &[(&str, &str, usize)] = &[
-    ("om-driver-api", "tests/conformance_fake", 45),
-    ("om-driver-rabbit", "tests/conformance", 45),
+    ("om-driver-api", "tests/conformance_fake", 46),
+    ("om-driver-rabbit", "tests/conformance", 46),
     ("om-driver-rabbit", "tests/topology", 9),
     ("om-driver-rabbit", "tests/wire", 6),
     ("om-driver-rabbit", "tests/resilience", 2),
-    ("om-driver-kafka", "tests/conformance", 45),
+    ("om-driver-kafka", "tests/conformance", 46),
     ("om-driver-kafka", "tests/conformance_earliest", 1),
     ("om-driver-kafka", "tests/kafka", 22),
     ("om-driver-kafka", "tests/restart", 1),
     ("om-driver-kafka", "tests/python_interop", 1),
-    ("om-driver-amqp1", "tests/conformance_broker", 45),
-    ("om-driver-amqp1", "tests/conformance_router", 45),
+    ("om-driver-amqp1", "tests/conformance_broker", 46),
+    ("om-driver-amqp1", "tests/conformance_router", 46),
     ("om-driver-amqp1", "tests/broker_driver", 6),
     ("om-driver-amqp1", "tests/broker_reconnect", 1),
     ("om-driver-amqp1", "tests/router_driver", 19),

@@ -19,7 +19,8 @@
 //! [`cases`], [`run_case`] and [`run_all`].
 //!
 //! For interop tests against Python peers (the real oslo.messaging),
-//! [`python_peer`] runs a peer script and reads its JSON lines.
+//! [`python_peer`] runs a peer script and reads its JSON lines; [`logs`]
+//! captures log output for checks of what was logged.
 //!
 //! ## What the suite assumes of a driver
 //!
@@ -41,6 +42,7 @@
 #![allow(clippy::result_large_err)]
 
 mod cases;
+pub mod logs;
 pub mod python_peer;
 
 use crate::{Capabilities, Transport};
@@ -296,6 +298,7 @@ macro_rules! __om_conformance_case_list {
     ([$($cb:tt)*] ($($pre:tt)*)) => {
         $($cb)* ! { $($pre)* ;
             transport_opens_and_cleans_up [],
+            credentials_stay_out_of_errors_and_logs [],
             call_round_trip_with_context [Rpc],
             call_context_carries_client_timeout [Rpc],
             call_results_keep_json_types [Rpc],

@@ -25,11 +25,17 @@ enum Bug {
     HangsOnListen,
     /// `requeue` acknowledges instead.
     RequeueAcks,
+    /// Logs the URL with its password, from another task, on each send.
+    LogsPassword,
+    /// Fails every send with an error that quotes the URL with its password.
+    PasswordInError,
 }
 
 struct Buggy {
     inner: FakeDriver,
     bug: Bug,
+    /// The transport URL, password included.
+    url: String,
 }
 
 impl Driver for Buggy {
@@ -43,6 +49,16 @@ impl Driver for Buggy {
 
     async fn send(&self, mut request: RpcRequest) -> Result<Option<ReplyStream>> {
         match self.bug {
+            Bug::LogsPassword => {
+                let url = self.url.clone();
+                let _ = tokio::spawn(async move { tracing::debug!(%url, "publishing") }).await;
+            }
+            Bug::PasswordInError => {
+                return Err(om_core::Error::Messaging(format!(
+                    "cannot publish on {}",
+                    self.url
+                )))
+            }
             Bug::DropsContext => request.ctxt = JsonObject::new(),
             Bug::DropsFanout if request.target.fanout => return Ok(None),
             Bug::Duplicates if !request.wait_for_reply => {
@@ -131,6 +147,7 @@ impl DriverFactory for Factory {
             let d: Arc<dyn DynDriver> = Arc::new(Buggy {
                 inner: FakeDriver::new(&config),
                 bug,
+                url: config.url.to_string_with_secrets(),
             });
             Ok(d)
         })
@@ -146,6 +163,8 @@ fn register() {
             Factory(&["bugdup"], Bug::Duplicates),
             Factory(&["bughang"], Bug::HangsOnListen),
             Factory(&["bugreq"], Bug::RequeueAcks),
+            Factory(&["buglog"], Bug::LogsPassword),
+            Factory(&["bugerr"], Bug::PasswordInError),
         ] {
             om_driver_api::register_driver(Arc::new(f));
         }
@@ -213,6 +232,26 @@ async fn requeue_that_acknowledges_is_caught() {
         "bugreq:///bugs",
         "notification_requeue_redelivers",
         "requeued notification",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_password_is_caught() {
+    assert_fails(
+        "buglog:///bugs",
+        "credentials_stay_out_of_errors_and_logs",
+        "appears in the log",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_in_an_error_is_caught() {
+    assert_fails(
+        "bugerr:///bugs",
+        "credentials_stay_out_of_errors_and_logs",
+        "appears in the error of a send",
     )
     .await;
 }

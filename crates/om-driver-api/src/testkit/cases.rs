@@ -1,10 +1,10 @@
 //! The conformance cases. Each body takes the transport URL and returns
 //! `Err(Failure)` on the first broken expectation.
 
-use super::{scaled, Capability, Case, CaseFuture, Failure};
+use super::{logs, scaled, Capability, Case, CaseFuture, Failure};
 use crate::{
-    IncomingMessage, ListenOptions, Listener, Notification, ReplyEvent, ReplyStream, RpcRequest,
-    Transport, TransportOptions,
+    IncomingMessage, ListenOptions, Listener, Notification, ReplyEvent, ReplyStream, Retry,
+    RpcRequest, Transport, TransportOptions,
 };
 use om_core::envelope::Format;
 use om_core::{Error, JsonObject, Priority, RemoteError, Target, Value};
@@ -356,6 +356,90 @@ mod bodies {
         t.cleanup().await;
         let t2 = open(&url).await?;
         t2.cleanup().await;
+        Ok(())
+    }
+
+    /// A password in the transport URL shows up nowhere: not in the
+    /// transport's `Debug` or URL `Display`, not in the error of a send
+    /// (with `retry = 0`) that the broker may refuse for the wrong
+    /// password, not in anything logged at `DEBUG` or above by any thread
+    /// meanwhile. The password is unique to this case, and a host without
+    /// a user name gets one, so drivers that pass credentials on get them.
+    pub(super) async fn credentials_stay_out_of_errors_and_logs(
+        url: String,
+    ) -> Result<(), Failure> {
+        let secret = format!("omc-Pw-{}", om_core::uuid_hex());
+        let mut parsed = om_core::TransportUrl::parse(&url)
+            .map_err(|e| Failure(format!("the suite's URL does not parse: {e}")))?;
+        if parsed.hosts.is_empty() {
+            parsed
+                .hosts
+                .push(om_core::TransportHost::new("localhost", None));
+        }
+        for h in &mut parsed.hosts {
+            h.username.get_or_insert_with(|| "omc".to_owned());
+            h.password = Some(om_core::url::Secret::new(secret.clone()));
+        }
+        let with_secret = parsed.to_string_with_secrets();
+        ensure!(
+            with_secret.contains(&secret),
+            "the URL with the test password lost it: cannot run this case"
+        );
+        let capture = logs::LogCapture::start().map_err(Failure)?;
+        let mut shown: Vec<(&str, String)> = Vec::new();
+        let topic = uniq("secret");
+        let wait = scaled(Duration::from_secs(40));
+        let attempt = async {
+            match Transport::from_url(&with_secret).await {
+                Err(e) => shown.push(("the error of Transport::from_url", format!("{e}\n{e:?}"))),
+                Ok(t) => {
+                    shown.push(("the transport's Debug", format!("{t:?}")));
+                    shown.push(("the transport URL's Display", t.url().to_string()));
+                    let caps = t.capabilities();
+                    let sent = if caps.rpc {
+                        t.driver()
+                            .send(
+                                RpcRequest::cast(Target::new(&topic), request("m", json!({})))
+                                    .with_retry(Retry::Limited(0)),
+                            )
+                            .await
+                            .map(|_| ())
+                    } else if caps.notifications {
+                        let n = notification(&topic, Priority::Info, "e", json!({}), Format::V2)
+                            .with_retry(Retry::Limited(0));
+                        t.driver().send_notification(n).await
+                    } else {
+                        Ok(())
+                    };
+                    if let Err(e) = sent {
+                        shown.push(("the error of a send", format!("{e}\n{e:?}")));
+                    }
+                    t.cleanup().await;
+                }
+            }
+        };
+        ensure!(
+            timeout(wait, attempt).await.is_ok(),
+            "opening a transport and sending with retry = 0 did not end within {wait:?}"
+        );
+        // Client libraries' threads may log a little after the fact.
+        tokio::time::sleep(scaled(Duration::from_millis(500))).await;
+        shown.push(("the log", capture.text()));
+        drop(capture);
+        let lines: usize = shown.iter().map(|(_, text)| text.lines().count()).sum();
+        let checked: Vec<&str> = shown.iter().map(|(what, _)| *what).collect();
+        println!(
+            "conformance: credentials_stay_out_of_errors_and_logs: {lines} line(s) checked in {}",
+            checked.join(", ")
+        );
+        for (what, text) in &shown {
+            if let Some(line) = text.lines().find(|l| l.contains(&secret)) {
+                return Err(Failure(format!(
+                    "the URL's password appears in {what}: {}",
+                    line.replace(&secret, "<the password>")
+                )));
+            }
+        }
         Ok(())
     }
 
