@@ -5,40 +5,15 @@
 mod common;
 
 use common::{data, load, loader, write_conf};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-/// Collects what a `tracing` subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut b) = self.0.lock() {
-            b.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use om_driver_api::testkit::logs::Captured;
 
 /// Runs `f` with a subscriber capturing WARN and above; returns the log.
 fn capture_warnings<T>(f: impl FnOnce() -> T) -> (T, String) {
-    let captured = Captured::default();
-    let writer = captured.clone();
+    let captured = Captured::new();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
         .with_ansi(false)
-        .with_writer(move || writer.clone())
+        .with_writer(captured.make_writer())
         .finish();
     let out = tracing::subscriber::with_default(subscriber, f);
     (out, captured.text())

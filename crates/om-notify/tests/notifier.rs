@@ -515,22 +515,9 @@ async fn routing_built_in_code_and_from_file() {
 
 #[tokio::test]
 async fn log_driver_emits_masked_json_at_the_priority_level() {
-    use std::io::Write;
-    #[derive(Clone, Default)]
-    struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
+    let buf = om_driver_api::testkit::logs::Captured::new();
     let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
+        .with_writer(buf.make_writer())
         .with_ansi(false)
         .with_max_level(tracing::Level::DEBUG)
         .finish();
@@ -554,7 +541,7 @@ async fn log_driver_emits_masked_json_at_the_priority_level() {
     n.critical(&c, "compute.crit", json!({"id": 3}))
         .await
         .expect("logged");
-    let out = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf8");
+    let out = buf.text();
     let lines: Vec<&str> = out
         .lines()
         .filter(|l| l.contains("oslo.messaging.notification"))

@@ -8,31 +8,9 @@
 mod common;
 
 use common::{client, ctx, shutdown, start_server, transport};
+use om_driver_api::testkit::logs::Captured;
 use om_rpc::om_core::Context;
 use om_rpc::{Endpoint, HandlerError, RemoteErrorExt};
-
-/// Collects what a `tracing` subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut b) = self.0.lock() {
-            b.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// test-cases 52: an exception the method declares as expected reaches the
 /// client with its class, like any other, but the server logs it at debug
@@ -41,12 +19,11 @@ impl std::io::Write for Captured {
 /// subscriber.)
 #[tokio::test(flavor = "current_thread")]
 async fn expected_exceptions_arrive_typed_and_are_logged_at_debug_only() {
-    let captured = Captured::default();
-    let writer = captured.clone();
+    let captured = Captured::new();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
         .with_ansi(false)
-        .with_writer(move || writer.clone())
+        .with_writer(captured.make_writer())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
