@@ -9,52 +9,18 @@
 //!   `Ok` with `ErrorPolicy::LogAndSwallow` (Python's notifier never
 //!   raises for a delivery failure).
 
+#[path = "../../om-driver-rabbit/tests/common/broker.rs"]
+mod broker;
+
+use broker::broker;
 use om::notify::{ErrorPolicy, Notifier, NotifierDriver};
 use om::rpc::{Endpoint, HandlerError, RpcClient, RpcServer};
 use om::{Context, Retry, Target};
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// `OM_RABBIT_URL` and `OM_RABBIT_CTL`, or `None` (test skipped) when this
-/// run has no broker; with `OM_REQUIRE_BROKERS=1` (`cargo xtask test`) a
-/// missing broker fails the test.
-fn broker() -> Option<(String, String)> {
-    let get = |v: &str| std::env::var(v).ok().filter(|s| !s.trim().is_empty());
-    match (get("OM_RABBIT_URL"), get("OM_RABBIT_CTL")) {
-        (Some(url), Some(ctl)) => Some((url, ctl)),
-        _ => {
-            if std::env::var("OM_REQUIRE_BROKERS").as_deref() == Ok("1") {
-                panic!("OM_RABBIT_URL / OM_RABBIT_CTL not set but OM_REQUIRE_BROKERS=1");
-            }
-            eprintln!("SKIPPED (OM_RABBIT_URL not set; run `cargo xtask test`)");
-            None
-        }
-    }
-}
-
-/// Runs `<ctl> ctl -q --no-table-headers <args>` and returns the rows
-/// (tab-separated columns, trimmed).
-fn ctl_rows(ctl: &str, args: &str) -> Vec<Vec<String>> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{ctl} ctl -q --no-table-headers {args}"))
-        .output()
-        .expect("run rabbitmqctl");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split('\t').map(|c| c.trim().to_owned()).collect())
-        .collect()
-}
 
 /// The names of the broker's queues.
 fn queues(ctl: &str) -> Vec<String> {
-    ctl_rows(ctl, "list_queues name")
+    broker::ctl(ctl, "list_queues name")
         .into_iter()
         .filter_map(|row| row.into_iter().next())
         .collect()
@@ -192,7 +158,7 @@ async fn a_url_query_option_stays_on_its_transport() {
         s.start().await.expect("start");
         servers.push(s);
     }
-    let consumers = ctl_rows(&ctl, "list_consumers queue_name prefetch_count");
+    let consumers = broker::ctl(&ctl, "list_consumers queue_name prefetch_count");
     let prefetch = |queue: &str| -> Option<&str> {
         consumers
             .iter()

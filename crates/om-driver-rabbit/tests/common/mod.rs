@@ -5,86 +5,13 @@ use lapin::{Connection, ConnectionProperties};
 use om_driver_api::om_core::{JsonObject, TransportUrl, Value};
 use om_driver_api::DriverConfig;
 use om_driver_rabbit::RabbitDriver;
-use std::process::Command;
 
-/// The value of `var`, or `None` after printing the skip line; panics
-/// instead when `OM_REQUIRE_BROKERS=1`.
-pub fn env_or_skip(var: &str) -> Option<String> {
-    match std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
-        Some(v) => Some(v),
-        None => {
-            let required = matches!(
-                std::env::var("OM_REQUIRE_BROKERS")
-                    .ok()
-                    .as_deref()
-                    .map(str::trim),
-                Some("1") | Some("true") | Some("yes")
-            );
-            if required {
-                panic!("OM_REQUIRE_BROKERS is set but {var} is not");
-            }
-            println!("SKIPPED ({var} not set)");
-            None
-        }
-    }
-}
-
-/// `OM_RABBIT_URL` and `OM_RABBIT_CTL`, or skip.
-pub fn broker() -> Option<(String, String)> {
-    let url = env_or_skip("OM_RABBIT_URL")?;
-    let ctl = env_or_skip("OM_RABBIT_CTL")?;
-    Some((url, ctl))
-}
+pub mod broker;
+pub use broker::*;
 
 /// A fresh lowercase id for unique names.
 pub fn uniq() -> String {
     uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// Runs `<prefix> ctl -q --no-table-headers <args>` and returns the rows
-/// (tab-separated columns).
-pub fn ctl(prefix: &str, args: &str) -> Vec<Vec<String>> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{prefix} ctl -q --no-table-headers {args}"))
-        .output()
-        .expect("run rabbitmqctl");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.split('\t').map(str::to_owned).collect())
-        .collect()
-}
-
-/// Runs `<prefix> ctl -q <args>` (a command that lists nothing).
-pub fn ctl_cmd(prefix: &str, args: &str) {
-    node(prefix, &format!("ctl -q {args}"));
-}
-
-/// Runs `<prefix> <command>` (e.g. `stop`, `start`) and asserts success.
-pub fn node(prefix: &str, command: &str) {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{prefix} {command}"))
-        .output()
-        .expect("run rabbitmq.sh");
-    assert!(
-        out.status.success(),
-        "rabbitmq.sh {command} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// The row of `rows` whose first column is `name`.
-pub fn row<'a>(rows: &'a [Vec<String>], name: &str) -> Option<&'a Vec<String>> {
-    rows.iter()
-        .find(|r| r.first().map(String::as_str) == Some(name))
 }
 
 /// Opens a driver directly (not through the registry) with options.
