@@ -32,6 +32,9 @@
 //!   message never acknowledged stays on (or returns to) the broker.
 //! * Malformed messages are rejected by the driver (never requeued) and
 //!   surfaced as `Err` items from [`Listener::next`]; the listener goes on.
+//! * The password of the transport URL appears in no `Debug`, no error and
+//!   no log line (use [`TransportUrl`](om_core::TransportUrl)'s masking
+//!   `Display`); the conformance suite checks this for every driver.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod capabilities;
