@@ -298,7 +298,7 @@ async fn per_process_queues_are_deleted() {
     };
     if list_queues().is_none() {
         assert!(
-            std::env::var("OM_REQUIRE_BROKERS").ok().as_deref() != Some("1"),
+            !om_driver_api::testkit::brokers_required(),
             "OM_REQUIRE_BROKERS is set but OM_RABBIT_CTL cannot list queues"
         );
         println!("per_process_queues_are_deleted: SKIPPED (OM_RABBIT_CTL not set)");

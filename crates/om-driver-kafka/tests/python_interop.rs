@@ -24,7 +24,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 fn python() -> Option<String> {
     let py = std::env::var("OM_PYTHON").ok().filter(|p| !p.is_empty());
     let Some(py) = py else {
-        if std::env::var("OM_REQUIRE_BROKERS").as_deref() == Ok("1") {
+        if om_driver_api::testkit::brokers_required() {
             panic!("OM_PYTHON is not set but OM_REQUIRE_BROKERS=1");
         }
         println!("SKIPPED (OM_PYTHON not set)");

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 async fn listeners_resume_after_a_broker_restart() {
     let Some(url) = kafka_url() else { return };
     if std::env::var("OM_KAFKA_CTL").is_err() {
-        if std::env::var("OM_REQUIRE_BROKERS").as_deref() == Ok("1") {
+        if om_driver_api::testkit::brokers_required() {
             panic!("OM_KAFKA_CTL is not set but OM_REQUIRE_BROKERS=1");
         }
         println!("SKIPPED (OM_KAFKA_CTL not set)");

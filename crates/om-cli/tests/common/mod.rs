@@ -19,7 +19,7 @@ fn required(var: &str) -> Option<String> {
     match std::env::var(var).ok().filter(|s| !s.is_empty()) {
         Some(v) => Some(v),
         None => {
-            if std::env::var("OM_REQUIRE_BROKERS").as_deref() == Ok("1") {
+            if om_driver_api::testkit::brokers_required() {
                 panic!("{var} is not set but OM_REQUIRE_BROKERS=1: this broker test must run");
             }
             eprintln!("SKIPPED ({var} not set)");

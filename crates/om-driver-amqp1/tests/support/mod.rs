@@ -16,15 +16,8 @@ pub fn broker_url(test: &str) -> Option<String> {
     {
         Some(u) => Some(u),
         None => {
-            let required = matches!(
-                std::env::var("OM_REQUIRE_BROKERS")
-                    .ok()
-                    .as_deref()
-                    .map(str::trim),
-                Some("1") | Some("true") | Some("yes")
-            );
             assert!(
-                !required,
+                !om_driver_api::testkit::brokers_required(),
                 "{test}: OM_REQUIRE_BROKERS is set but OM_AMQP1_BROKER_URL is not"
             );
             println!("{test}: SKIPPED (OM_AMQP1_BROKER_URL not set)");

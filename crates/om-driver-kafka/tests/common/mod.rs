@@ -20,7 +20,7 @@ pub fn kafka_url() -> Option<String> {
     match std::env::var("OM_KAFKA_URL") {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
-            if std::env::var("OM_REQUIRE_BROKERS").as_deref() == Ok("1") {
+            if om_driver_api::testkit::brokers_required() {
                 panic!("OM_KAFKA_URL is not set but OM_REQUIRE_BROKERS=1");
             }
             println!("SKIPPED (OM_KAFKA_URL not set)");

@@ -7,19 +7,12 @@
 use std::process::Command;
 
 /// The value of `var`, or `None` after printing the skip line; panics
-/// instead when `OM_REQUIRE_BROKERS=1`.
+/// instead when `OM_REQUIRE_BROKERS` is set (`testkit::brokers_required`).
 pub fn env_or_skip(var: &str) -> Option<String> {
     match std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
         Some(v) => Some(v),
         None => {
-            let required = matches!(
-                std::env::var("OM_REQUIRE_BROKERS")
-                    .ok()
-                    .as_deref()
-                    .map(str::trim),
-                Some("1") | Some("true") | Some("yes")
-            );
-            if required {
+            if om_driver_api::testkit::brokers_required() {
                 panic!("OM_REQUIRE_BROKERS is set but {var} is not");
             }
             println!("SKIPPED ({var} not set)");

@@ -16,7 +16,7 @@ pub fn setup(var: &str) -> Option<(String, Peer)> {
         (Some(url), Some(python)) => Some((url, PythonPeer::new(PathBuf::from(python), script()))),
         (url, python) => {
             let missing = if url.is_none() { var } else { "OM_PYTHON" };
-            if std::env::var("OM_REQUIRE_BROKERS").as_deref() == Ok("1") {
+            if om_driver_api::testkit::brokers_required() {
                 panic!("{missing} is not set but OM_REQUIRE_BROKERS=1: this interop test must run (use `cargo xtask test`)");
             }
             let _ = python;
