@@ -893,6 +893,18 @@ struct Check {
     status: Status,
 }
 
+impl Check {
+    /// Appends the raw client's multiple of Python to a target against
+    /// Python: the ceiling of the scenario (a sender that waits for each
+    /// confirm is bound by the round trip, whatever the library).
+    fn add_raw_multiple(&mut self, client: &str, raw: Option<f64>, python: Option<f64>) {
+        if let Some(r) = ratio(raw, python) {
+            self.measured
+                .push_str(&format!("; {client} {r:.2}× Python"));
+        }
+    }
+}
+
 struct Report<'a> {
     opts: &'a Options,
     c: &'a Collected,
@@ -1028,14 +1040,8 @@ impl Report<'_> {
                     10.0,
                     "msgs/s",
                 );
-                // What the client library's own ceiling is here: a sender
-                // that waits for each confirm is bound by the round trip,
-                // so raw lapin's multiple of Python is shown beside om's.
-                if let Some(r) = ratio(c.rate(&self.k("rabbit", scenario, conc, "raw")), python) {
-                    check
-                        .measured
-                        .push_str(&format!("; raw lapin {r:.2}× Python"));
-                }
+                let raw = c.rate(&self.k("rabbit", scenario, conc, "raw"));
+                check.add_raw_multiple("raw lapin", raw, python);
                 out.push(check);
             }
         }
@@ -1069,11 +1075,11 @@ impl Report<'_> {
             10.0,
             "msgs/s",
         );
-        if let Some(r) = ratio(c.rate(&self.k("kafka", QUEUED, 16, "raw")), python) {
-            check
-                .measured
-                .push_str(&format!("; raw rdkafka {r:.2}× Python"));
-        }
+        check.add_raw_multiple(
+            "raw rdkafka",
+            c.rate(&self.k("kafka", QUEUED, 16, "raw")),
+            python,
+        );
         out.push(check);
         for conc in [1, 16] {
             out.push(within(
