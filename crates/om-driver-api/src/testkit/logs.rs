@@ -23,6 +23,7 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer as _;
+
 /// A shared buffer that log output is written to.
 #[derive(Clone, Default, Debug)]
 pub struct Captured(Arc<Mutex<Vec<u8>>>);
@@ -107,9 +108,10 @@ impl LogCapture {
                 .with_writer(|| FanOut)
                 .with_filter(
                     // Decided per event (a call site's interest is cached,
-                    // and a capture may start after the site was first hit).
-                    tracing_subscriber::filter::dynamic_filter_fn(|meta, _| {
-                        *meta.level() <= Level::DEBUG && RUNNING.load(Ordering::Acquire) > 0
+                    // and a capture may start after the site was first hit);
+                    // TRACE call sites are never enabled.
+                    tracing_subscriber::filter::dynamic_filter_fn(|_, _| {
+                        RUNNING.load(Ordering::Acquire) > 0
                     })
                     .with_callsite_filter(|meta| {
                         if *meta.level() <= Level::DEBUG {
