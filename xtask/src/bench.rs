@@ -631,9 +631,16 @@ pub fn run(args: &[&str]) -> Result<()> {
         state.join("last-run.json"),
         serde_json::to_string_pretty(&Value::Object(all))?,
     )?;
+    let allocators: std::collections::BTreeSet<&str> = collected
+        .runs
+        .values()
+        .flatten()
+        .filter_map(|v| v["allocator"].as_str())
+        .collect();
     let env = environment(
         py.as_deref(),
         &py_kafka,
+        &allocators,
         &broker_notes,
         &started_at,
         t0.elapsed(),
@@ -768,6 +775,7 @@ fn now_utc() -> String {
 fn environment(
     py: Option<&Path>,
     py_kafka: &std::result::Result<String, String>,
+    allocators: &std::collections::BTreeSet<&str>,
     broker_notes: &[String],
     started: &str,
     took: Duration,
@@ -834,6 +842,18 @@ fn environment(
     }
     if let Some(rustc) = quiet_output(Command::new("rustc").arg("--version")) {
         env.push(("Rust".into(), format!("{rustc}, release profile")));
+    }
+    if !allocators.is_empty() {
+        let names = allocators.iter().copied().collect::<Vec<_>>().join(", ");
+        env.push((
+            "Allocator".into(),
+            format!(
+                "{names}: om-bench's global allocator, the same for om and the raw clients \
+                 (its default `mimalloc` feature; om makes more and smaller allocations per \
+                 message than a raw client, so it gains more from it: see \
+                 [performance-analysis.md](performance-analysis.md#the-allocator))"
+            ),
+        ));
     }
     if let Some(py) = py {
         let v = quiet_output(Command::new(py).args([

@@ -125,6 +125,10 @@ pub struct BenchResult {
     /// closed; a growing backlog means the receiver is the bottleneck.
     #[serde(default)]
     pub backlog: Option<u64>,
+    /// The process's global allocator (`mimalloc` or `system`; Python
+    /// results have none).
+    #[serde(default)]
+    pub allocator: Option<String>,
 }
 
 /// Parameters common to every scenario.
