@@ -575,13 +575,16 @@ impl Run {
                 Some(Ok(msg)) => {
                     let d = dispatcher.clone();
                     let allow = self.allow_requeue;
-                    self.tasks.spawn(
+                    // Boxed: the task then holds a pointer, not the whole
+                    // dispatch future, which tokio would otherwise copy as
+                    // the task is created, polled to completion and joined.
+                    self.tasks.spawn(Box::pin(
                         async move {
                             process_one(msg, &d, allow).await;
                             drop(permit);
                         }
                         .in_current_span(),
-                    );
+                    ));
                 }
             }
         }
@@ -628,13 +631,13 @@ impl Run {
             };
             let d = dispatcher.clone();
             let allow = self.allow_requeue;
-            self.tasks.spawn(
+            self.tasks.spawn(Box::pin(
                 async move {
                     process_batch(batch, &d, allow).await;
                     drop(permit);
                 }
                 .in_current_span(),
-            );
+            ));
         }
     }
 }
