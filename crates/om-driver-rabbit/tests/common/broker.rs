@@ -31,17 +31,7 @@ pub fn broker() -> Option<(String, String)> {
 /// Runs `<prefix> ctl -q --no-table-headers <args>` and returns the rows
 /// (tab-separated columns, trimmed).
 pub fn ctl(prefix: &str, args: &str) -> Vec<Vec<String>> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(format!("{prefix} ctl -q --no-table-headers {args}"))
-        .output()
-        .expect("run rabbitmqctl");
-    assert!(
-        out.status.success(),
-        "rabbitmqctl {args} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
+    run(prefix, &format!("ctl -q --no-table-headers {args}"))
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| l.split('\t').map(|c| c.trim().to_owned()).collect())
@@ -50,11 +40,17 @@ pub fn ctl(prefix: &str, args: &str) -> Vec<Vec<String>> {
 
 /// Runs `<prefix> ctl -q <args>` (a command that lists nothing).
 pub fn ctl_cmd(prefix: &str, args: &str) {
-    node(prefix, &format!("ctl -q {args}"));
+    run(prefix, &format!("ctl -q {args}"));
 }
 
 /// Runs `<prefix> <command>` (e.g. `stop`, `start`) and asserts success.
 pub fn node(prefix: &str, command: &str) {
+    run(prefix, command);
+}
+
+/// Runs `<prefix> <command>` through `sh`, asserts that it succeeded and
+/// returns its standard output.
+fn run(prefix: &str, command: &str) -> String {
     let out = Command::new("sh")
         .arg("-c")
         .arg(format!("{prefix} {command}"))
@@ -66,6 +62,7 @@ pub fn node(prefix: &str, command: &str) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The row of `rows` whose first column is `name`.
