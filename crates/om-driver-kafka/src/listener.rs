@@ -1,8 +1,8 @@
 //! Notification listeners: one librdkafka consumer per listener, driven by a
 //! dedicated thread, with commits of acknowledged records only.
 //!
-//! The thread polls the consumer, decodes records and hands them to the
-//! [`KafkaListener`] through a bounded channel. Every handed-out record is
+//! The thread polls the consumer and hands the records to the
+//! [`KafkaListener`] through a bounded channel; the listener decodes them. Every handed-out record is
 //! tracked per partition; acknowledging it lets the committed offset move
 //! past it once every earlier record of that partition was acknowledged
 //! too, so a record is never committed before its endpoint returned.
@@ -498,14 +498,19 @@ fn end_hold(consumer: &BaseConsumer<ListenerContext>, shared: &Shared) -> bool {
     true
 }
 
-/// One item of the listener's channel.
-enum Item {
-    Message {
-        msg: IncomingMessage,
-        tp: Tp,
-        generation: u64,
-    },
-    Error(Error),
+/// A record on its way from the consumer thread to the listener.
+///
+/// Records travel undecoded: the listener's owner decodes them in
+/// [`Listener::next`], on its own task, where the message is also handled
+/// and dropped. Decoding on the consumer thread allocated every map and
+/// string of a message there and freed them on a tokio worker, and those
+/// cross-thread frees cost more than decoding in parallel gained
+/// (docs/performance-analysis.md).
+struct Record {
+    value: Option<Vec<u8>>,
+    tp: Tp,
+    offset: i64,
+    generation: u64,
 }
 
 /// The broker-side handle of one received record.
@@ -576,7 +581,7 @@ pub(crate) fn new_context(
 /// A notification listener on Kafka.
 pub struct KafkaListener {
     shared: Arc<Shared>,
-    rx: mpsc::Receiver<Item>,
+    rx: mpsc::Receiver<Record>,
     stopped: bool,
     close_timeout: Duration,
 }
@@ -637,6 +642,38 @@ impl KafkaListener {
 impl KafkaListener {
     /// Tells the thread, if it waits for room in the channel, once at
     /// least half of the channel is free.
+    /// Decodes a record handed out by the consumer thread. A malformed one
+    /// is rejected: it counts as handled and is never delivered again.
+    fn decode(
+        &self,
+        value: Option<&[u8]>,
+        tp: Tp,
+        offset: i64,
+        generation: u64,
+    ) -> Result<IncomingMessage> {
+        match codec::decode_notification(value) {
+            Ok((ctxt, message)) => {
+                // The record's coordinates identify it, also when it is
+                // delivered again (for duplicate detection).
+                let unique_id = format!("{}:{}:{offset}", tp.0, tp.1);
+                let handle = Arc::new(KafkaHandle {
+                    shared: self.shared.clone(),
+                    tp,
+                    offset,
+                    generation,
+                });
+                Ok(IncomingMessage::new(ctxt, message, handle).with_unique_id(Some(unique_id)))
+            }
+            Err(e) => {
+                tracing::warn!(topic = %tp.0, partition = tp.1, offset, error = %e, "dropping a malformed record");
+                if self.shared.tracker().acknowledge(&tp, offset, generation) {
+                    self.shared.acked.store(true, Ordering::Release);
+                }
+                Err(e)
+            }
+        }
+    }
+
     fn room_made(&self) {
         // Pairs with the fence in `push`: either the thread sees the room
         // when it retries, or this sees its flag.
@@ -654,21 +691,17 @@ impl Listener for KafkaListener {
     fn next(&mut self) -> BoxFuture<'_, Option<Result<IncomingMessage>>> {
         Box::pin(async move {
             loop {
-                let item = self.rx.recv().await?;
+                let Record {
+                    value,
+                    tp,
+                    offset,
+                    generation,
+                } = self.rx.recv().await?;
                 self.room_made();
-                match item {
-                    Item::Error(e) => return Some(Err(e)),
-                    Item::Message {
-                        msg,
-                        tp,
-                        generation,
-                    } => {
-                        if self.shared.tracker().is_current(&tp, generation) {
-                            return Some(Ok(msg));
-                        }
-                        tracing::debug!(topic = %tp.0, partition = tp.1, "skipping a record of a partition no longer assigned");
-                    }
+                if self.shared.tracker().is_current(&tp, generation) {
+                    return Some(self.decode(value.as_deref(), tp, offset, generation));
                 }
+                tracing::debug!(topic = %tp.0, partition = tp.1, "skipping a record of a partition no longer assigned");
             }
         })
     }
@@ -712,8 +745,8 @@ impl Drop for KafkaListener {
 /// committing while it is full. Returns the control message that ended
 /// the wait, if any.
 fn push(
-    tx: &mpsc::Sender<Item>,
-    mut item: Item,
+    tx: &mpsc::Sender<Record>,
+    mut item: Record,
     ctl_rx: &std_mpsc::Receiver<Ctl>,
     consumer: &BaseConsumer<ListenerContext>,
     shared: &Shared,
@@ -762,7 +795,7 @@ fn run(
     consumer: BaseConsumer<ListenerContext>,
     shared: Arc<Shared>,
     ctl_rx: std_mpsc::Receiver<Ctl>,
-    tx: mpsc::Sender<Item>,
+    tx: mpsc::Sender<Record>,
     poll_step: Duration,
 ) {
     let step = poll_step.min(MAX_POLL_STEP).max(Duration::from_millis(1));
@@ -840,30 +873,11 @@ fn run(
                     tracing::warn!(topic = %tp.0, partition = tp.1, offset, "skipping a record of a partition not assigned to this listener");
                     continue;
                 };
-                let item = match codec::decode_notification(record.payload()) {
-                    Ok((ctxt, message)) => {
-                        let handle = Arc::new(KafkaHandle {
-                            shared: shared.clone(),
-                            tp: tp.clone(),
-                            offset,
-                            generation,
-                        });
-                        // The record's coordinates identify it, also when
-                        // it is delivered again (for duplicate detection).
-                        let unique_id = format!("{}:{}:{offset}", tp.0, tp.1);
-                        Item::Message {
-                            msg: IncomingMessage::new(ctxt, message, handle)
-                                .with_unique_id(Some(unique_id)),
-                            tp,
-                            generation,
-                        }
-                    }
-                    Err(e) => {
-                        // Rejected: counts as handled, never redelivered.
-                        tracing::warn!(topic = %tp.0, partition = tp.1, offset, error = %e, "dropping a malformed record");
-                        shared.tracker().acknowledge(&tp, offset, generation);
-                        Item::Error(e)
-                    }
+                let item = Record {
+                    value: record.payload().map(<[u8]>::to_vec),
+                    tp,
+                    offset,
+                    generation,
                 };
                 drop(record);
                 match push(
