@@ -1,8 +1,8 @@
 //! Notification listeners: one librdkafka consumer per listener, driven by a
 //! dedicated thread, with commits of acknowledged records only.
 //!
-//! The thread polls the consumer and hands the records to the
-//! [`KafkaListener`] through a bounded channel; the listener decodes them. Every handed-out record is
+//! The thread polls the consumer and hands the records, undecoded, to the
+//! [`KafkaListener`] through a bounded channel. Every handed-out record is
 //! tracked per partition; acknowledging it lets the committed offset move
 //! past it once every earlier record of that partition was acknowledged
 //! too, so a record is never committed before its endpoint returned.
@@ -201,6 +201,14 @@ pub(crate) struct Shared {
 impl Shared {
     fn tracker(&self) -> MutexGuard<'_, Tracker> {
         self.tracker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Marks a handed-out record as handled, and tells the thread there
+    /// is something to commit when that moved a partition's offset.
+    fn acknowledge(&self, tp: &Tp, offset: i64, generation: u64) {
+        if self.tracker().acknowledge(tp, offset, generation) {
+            self.acked.store(true, Ordering::Release);
+        }
     }
 
     fn send(&self, ctl: Ctl) -> bool {
@@ -524,13 +532,8 @@ struct KafkaHandle {
 impl IncomingHandle for KafkaHandle {
     fn acknowledge(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let changed = self
-                .shared
-                .tracker()
+            self.shared
                 .acknowledge(&self.tp, self.offset, self.generation);
-            if changed {
-                self.shared.acked.store(true, Ordering::Release);
-            }
             Ok(())
         })
     }
@@ -640,8 +643,6 @@ impl KafkaListener {
 }
 
 impl KafkaListener {
-    /// Tells the thread, if it waits for room in the channel, once at
-    /// least half of the channel is free.
     /// Decodes a record handed out by the consumer thread. A malformed one
     /// is rejected: it counts as handled and is never delivered again.
     fn decode(
@@ -666,14 +667,14 @@ impl KafkaListener {
             }
             Err(e) => {
                 tracing::warn!(topic = %tp.0, partition = tp.1, offset, error = %e, "dropping a malformed record");
-                if self.shared.tracker().acknowledge(&tp, offset, generation) {
-                    self.shared.acked.store(true, Ordering::Release);
-                }
+                self.shared.acknowledge(&tp, offset, generation);
                 Err(e)
             }
         }
     }
 
+    /// Tells the thread, if it waits for room in the channel, once at
+    /// least half of the channel is free.
     fn room_made(&self) {
         // Pairs with the fence in `push`: either the thread sees the room
         // when it retries, or this sees its flag.
