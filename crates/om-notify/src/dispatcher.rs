@@ -15,43 +15,61 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tracing::Instrument;
 
-/// The priority named by a message's `priority` field, lower-cased, if it
-/// is one of the seven (`warning` is not one of them).
-fn parse_priority(raw: &str) -> Option<Priority> {
-    Priority::ALL.into_iter().find(|p| p.as_lower() == raw)
-}
-
-/// A received notification after extraction, with the raw values filters
-/// look at.
+/// A received notification after extraction, with what filters need to
+/// know beyond it.
 #[derive(Debug, Clone)]
 pub(crate) struct Extracted {
     pub(crate) notification: Notification,
-    raw_publisher_id: Value,
-    raw_event_type: Value,
-    raw_metadata: JsonObject,
+    /// Whether `event_type` arrived as a string (the notification shows
+    /// any other value as empty; filters must not match it).
+    event_type_is_str: bool,
 }
 
 impl Extracted {
     fn passes(&self, filter: Option<&NotificationFilter>) -> bool {
+        let n = &self.notification;
         filter.is_none_or(|f| {
-            f.matches(
-                self.notification.ctxt.as_object(),
-                &self.raw_publisher_id,
-                &self.raw_event_type,
-                &self.raw_metadata,
-                &self.notification.payload,
+            f.matches_parts(
+                n.ctxt.as_object(),
+                n.publisher_id.as_deref(),
+                self.event_type_is_str.then_some(n.event_type.as_str()),
+                |key| match key {
+                    "message_id" => n.metadata.message_id.as_deref(),
+                    "timestamp" => n.metadata.timestamp.as_deref(),
+                    _ => None,
+                },
+                &n.payload,
             )
         })
     }
 }
 
-/// The lower-cased `priority` field (empty when absent; `None` when it is
-/// not a string).
-fn raw_priority(message: &JsonObject) -> Option<String> {
-    match message.get("priority") {
-        None => Some(String::new()),
-        Some(Value::String(s)) => Some(s.to_lowercase()),
+/// The message's `priority` field as one of the seven priorities, matched
+/// without regard to case; `Err` with the field (for the log) otherwise
+/// (`warning` is not one of them).
+fn message_priority(message: &JsonObject) -> std::result::Result<Priority, Option<&Value>> {
+    let raw = message.get("priority");
+    let found = match raw {
+        None => None,
+        Some(Value::String(s)) if s.is_ascii() => Priority::ALL
+            .into_iter()
+            .find(|p| p.as_lower().eq_ignore_ascii_case(s)),
+        // Python lower-cases with Unicode rules, which map a few
+        // non-ASCII letters to ASCII ones.
+        Some(Value::String(s)) => {
+            let lower = s.to_lowercase();
+            Priority::ALL.into_iter().find(|p| p.as_lower() == lower)
+        }
         Some(_) => None,
+    };
+    found.ok_or(raw)
+}
+
+/// A string value moved out, `None` for any other value.
+fn into_string(value: Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s),
+        _ => None,
     }
 }
 
@@ -62,40 +80,53 @@ fn extract(
     message: Cow<'_, JsonObject>,
 ) -> Result<Extracted> {
     let ctxt = serializer.deserialize_context(Context(ctxt))?;
-    // Moved out of a message we own (the listener's), copied from a borrowed one.
-    let mut message = message;
-    let mut take = |key: &str| {
-        match &mut message {
-            Cow::Owned(m) => m.swap_remove(key),
-            Cow::Borrowed(m) => m.get(key).cloned(),
+    let [mut publisher_id, mut event_type, mut message_id, mut timestamp, mut payload] =
+        [const { Value::Null }; 5];
+    match message {
+        // One pass over a message we own (the listener's), moving the
+        // fields out; the rest is dropped.
+        Cow::Owned(m) => {
+            for (key, value) in m {
+                match key.as_str() {
+                    "publisher_id" => publisher_id = value,
+                    "event_type" => event_type = value,
+                    "message_id" => message_id = value,
+                    "timestamp" => timestamp = value,
+                    "payload" => payload = value,
+                    _ => {}
+                }
+            }
         }
-        .unwrap_or(Value::Null)
-    };
-    let raw_publisher_id = take("publisher_id");
-    let raw_event_type = take("event_type");
-    let message_id = take("message_id");
-    let timestamp = take("timestamp");
-    let payload = take("payload");
+        // Copied from a borrowed one.
+        Cow::Borrowed(m) => {
+            for (key, slot) in [
+                ("publisher_id", &mut publisher_id),
+                ("event_type", &mut event_type),
+                ("message_id", &mut message_id),
+                ("timestamp", &mut timestamp),
+                ("payload", &mut payload),
+            ] {
+                if let Some(v) = m.get(key) {
+                    *slot = v.clone();
+                }
+            }
+        }
+    }
     let payload = serializer.deserialize_entity(&ctxt, payload)?;
-    let metadata = Metadata {
-        message_id: message_id.as_str().map(str::to_owned),
-        timestamp: timestamp.as_str().map(str::to_owned),
-    };
-    let mut raw_metadata = JsonObject::with_capacity(2);
-    raw_metadata.insert("message_id".into(), message_id);
-    raw_metadata.insert("timestamp".into(), timestamp);
+    let event_type = into_string(event_type);
     Ok(Extracted {
+        event_type_is_str: event_type.is_some(),
         notification: Notification {
             ctxt,
-            publisher_id: raw_publisher_id.as_str().map(str::to_owned),
-            event_type: raw_event_type.as_str().unwrap_or_default().to_owned(),
+            publisher_id: into_string(publisher_id),
+            event_type: event_type.unwrap_or_default(),
             priority,
             payload,
-            metadata,
+            metadata: Metadata {
+                message_id: into_string(message_id),
+                timestamp: into_string(timestamp),
+            },
         },
-        raw_publisher_id,
-        raw_event_type,
-        raw_metadata,
     })
 }
 
@@ -204,13 +235,12 @@ impl NotificationDispatcher {
         ctxt: JsonObject,
         message: Cow<'_, JsonObject>,
     ) -> NotificationResult {
-        let Some(raw) = raw_priority(&message) else {
-            tracing::warn!(priority = ?message.get("priority"), "Unknown priority");
-            return NotificationResult::Handled;
-        };
-        let Some(priority) = parse_priority(&raw) else {
-            tracing::warn!(priority = raw.as_str(), "Unknown priority \"{raw}\"");
-            return NotificationResult::Handled;
+        let priority = match message_priority(&message) {
+            Ok(p) => p,
+            Err(raw) => {
+                tracing::warn!(priority = ?raw, "Unknown priority");
+                return NotificationResult::Handled;
+            }
         };
         let extracted = match extract(&self.serializer, priority, ctxt, message) {
             Ok(x) => x,
@@ -297,26 +327,26 @@ impl BatchNotificationDispatcher {
     /// whole batch).
     pub async fn dispatch(&self, messages: Vec<(JsonObject, &JsonObject)>) -> Vec<bool> {
         let mut requeue = vec![false; messages.len()];
-        let mut groups: BTreeMap<String, Vec<(usize, Extracted)>> = BTreeMap::new();
+        // By the lower-case name, in the order Python sorts the groups.
+        let mut groups: BTreeMap<&'static str, Vec<(usize, Extracted)>> = BTreeMap::new();
         for (i, (ctxt, message)) in messages.into_iter().enumerate() {
-            let Some(raw) = raw_priority(message) else {
-                tracing::warn!(priority = ?message.get("priority"), "Unknown priority");
-                continue;
-            };
-            let Some(priority) = parse_priority(&raw) else {
-                tracing::warn!(priority = raw.as_str(), "Unknown priority \"{raw}\"");
-                continue;
+            let priority = match message_priority(message) {
+                Ok(p) => p,
+                Err(raw) => {
+                    tracing::warn!(priority = ?raw, "Unknown priority");
+                    continue;
+                }
             };
             match extract(&self.serializer, priority, ctxt, Cow::Borrowed(message)) {
-                Ok(x) => groups.entry(raw).or_default().push((i, x)),
+                Ok(x) => groups.entry(priority.as_lower()).or_default().push((i, x)),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot deserialize notification; counts as requeue");
                     requeue[i] = true;
                 }
             }
         }
-        for (raw, members) in groups {
-            let Some(priority) = parse_priority(&raw) else {
+        for (name, members) in groups {
+            let Some(priority) = Priority::ALL.into_iter().find(|p| p.as_lower() == name) else {
                 continue;
             };
             let span = tracing::debug_span!(

@@ -166,29 +166,50 @@ impl NotificationFilter {
         metadata: &JsonObject,
         payload: &Value,
     ) -> bool {
+        self.matches_parts(
+            context,
+            publisher_id.as_str(),
+            event_type.as_str(),
+            |key| metadata.get(key).and_then(Value::as_str),
+            payload,
+        )
+    }
+
+    /// [`NotificationFilter::matches`] on values already taken apart:
+    /// `None` for a `publisher_id` or `event_type` that is not a string,
+    /// and the metadata as a lookup of its string values.
+    pub(crate) fn matches_parts<'m>(
+        &self,
+        context: &JsonObject,
+        publisher_id: Option<&str>,
+        event_type: Option<&str>,
+        metadata: impl Fn(&str) -> Option<&'m str>,
+        payload: &Value,
+    ) -> bool {
         single(publisher_id, self.publisher_id.as_ref())
             && single(event_type, self.event_type.as_ref())
-            && dict(Some(context), &self.context)
-            && dict(Some(metadata), &self.metadata)
-            && dict(payload.as_object(), &self.payload)
+            && dict(&self.context, |k| context.get(k).and_then(Value::as_str))
+            && dict(&self.metadata, metadata)
+            && dict(&self.payload, |k| {
+                payload.as_object()?.get(k).and_then(Value::as_str)
+            })
     }
 }
 
-fn single(value: &Value, regex: Option<&Regex>) -> bool {
+/// Whether `value` is a string the regex matches (always, without regex).
+fn single(value: Option<&str>, regex: Option<&Regex>) -> bool {
     match regex {
         None => true,
-        Some(re) => value.as_str().is_some_and(|s| re.is_match(s)),
+        Some(re) => value.is_some_and(|s| re.is_match(s)),
     }
 }
 
-fn dict(data: Option<&JsonObject>, regexes: &[(String, Regex)]) -> bool {
-    if regexes.is_empty() {
-        return true;
-    }
-    let Some(data) = data else { return false };
+/// Whether every `(key, regex)` names a string the regex matches; `lookup`
+/// gives a key's value when it is present and a string.
+fn dict<'a>(regexes: &[(String, Regex)], lookup: impl Fn(&str) -> Option<&'a str>) -> bool {
     regexes
         .iter()
-        .all(|(k, re)| data.get(k).is_some_and(|v| single(v, Some(re))))
+        .all(|(k, re)| lookup(k).is_some_and(|s| re.is_match(s)))
 }
 
 #[cfg(test)]

@@ -345,6 +345,61 @@ fn filters_like_python() {
     }
 }
 
+/// The same cases through a dispatcher: an endpoint with the filter is
+/// called exactly for the messages Python's filter lets through. Also a
+/// non-string `event_type`, which no regex matches (not even `.*`), although
+/// the endpoint sees it as empty.
+#[tokio::test]
+async fn dispatcher_filters_like_python() {
+    let b = behaviour();
+    let messages = b["filters"]["messages"].as_array().expect("messages");
+    let mut cases = b["filters"]["cases"].as_array().expect("cases").clone();
+    let odd = json!({"ctxt": {}, "publisher_id": 7, "event_type": ["x"],
+                     "metadata": {"message_id": 1, "timestamp": "t"}, "payload": "p"});
+    let mut messages = messages.clone();
+    messages.push(odd);
+    for case in &mut cases {
+        if let Some(r) = case["results"].as_array_mut() {
+            r.push(json!(false));
+        }
+    }
+    cases.push(json!({"filter": {"event_type": ".*"}, "results": [true, true, true, true, false]}));
+    cases.push(json!({"filter": {}, "results": [true, true, true, true, true]}));
+    for case in &cases {
+        let spec: NotificationFilterSpec =
+            serde_json::from_value(case["filter"].clone()).expect("spec");
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let calls = seen.clone();
+        let ep = Endpoint::new()
+            .info(move |n: Notification| {
+                calls.lock().expect("lock").push(n.event_type.clone());
+                async {}
+            })
+            .filter(spec.build().expect("regex"));
+        let d = NotificationDispatcher::new(vec![Arc::new(ep)], None);
+        for (m, want) in messages
+            .iter()
+            .zip(case["results"].as_array().expect("results"))
+        {
+            let mut message = obj(&m["metadata"]);
+            for key in ["publisher_id", "event_type", "payload"] {
+                message.insert(key.into(), m[key].clone());
+            }
+            message.insert("priority".into(), json!("INFO"));
+            seen.lock().expect("lock").clear();
+            let result = d.dispatch(obj(&m["ctxt"]), &message).await;
+            assert_eq!(result, NotificationResult::Handled);
+            let called = !seen.lock().expect("lock").is_empty();
+            assert_eq!(
+                Value::Bool(called),
+                *want,
+                "filter {} on {m}",
+                case["filter"]
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn dispatch_order_and_results_like_python() {
     let b = behaviour();
