@@ -54,8 +54,8 @@ fn message_priority(message: &JsonObject) -> std::result::Result<Priority, Optio
         Some(Value::String(s)) if s.is_ascii() => Priority::ALL
             .into_iter()
             .find(|p| p.as_lower().eq_ignore_ascii_case(s)),
-        // Python lower-cases with Unicode rules, which map a few
-        // non-ASCII letters to ASCII ones.
+        // Other text is lower-cased with Unicode rules first, as Python's
+        // `str.lower()` does.
         Some(Value::String(s)) => {
             let lower = s.to_lowercase();
             Priority::ALL.into_iter().find(|p| p.as_lower() == lower)
@@ -327,8 +327,11 @@ impl BatchNotificationDispatcher {
     /// whole batch).
     pub async fn dispatch(&self, messages: Vec<(JsonObject, &JsonObject)>) -> Vec<bool> {
         let mut requeue = vec![false; messages.len()];
-        // By the lower-case name, in the order Python sorts the groups.
-        let mut groups: BTreeMap<&'static str, Vec<(usize, Extracted)>> = BTreeMap::new();
+        // A priority and its messages, with their index in `messages`.
+        type Group = (Priority, Vec<(usize, Extracted)>);
+        // Keyed by the lower-case name, so the groups come in the order
+        // Python sorts them.
+        let mut groups: BTreeMap<&'static str, Group> = BTreeMap::new();
         for (i, (ctxt, message)) in messages.into_iter().enumerate() {
             let priority = match message_priority(message) {
                 Ok(p) => p,
@@ -338,17 +341,18 @@ impl BatchNotificationDispatcher {
                 }
             };
             match extract(&self.serializer, priority, ctxt, Cow::Borrowed(message)) {
-                Ok(x) => groups.entry(priority.as_lower()).or_default().push((i, x)),
+                Ok(x) => groups
+                    .entry(priority.as_lower())
+                    .or_insert_with(|| (priority, Vec::new()))
+                    .1
+                    .push((i, x)),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot deserialize notification; counts as requeue");
                     requeue[i] = true;
                 }
             }
         }
-        for (name, members) in groups {
-            let Some(priority) = Priority::ALL.into_iter().find(|p| p.as_lower() == name) else {
-                continue;
-            };
+        for (priority, members) in groups.into_values() {
             let span = tracing::debug_span!(
                 "om.notify.dispatch_batch",
                 priority = priority.as_lower(),
