@@ -20,7 +20,9 @@
 //!
 //! For interop tests against Python peers (the real oslo.messaging),
 //! [`python_peer`] runs a peer script and reads its JSON lines; [`logs`]
-//! captures log output for checks of what was logged.
+//! captures log output for checks of what was logged. With the feature
+//! `testkit-tls`, [`tls`] puts a TLS-terminating proxy with a test-only CA in
+//! front of a plain listener, for a driver's TLS tests.
 //!
 //! ## What the suite assumes of a driver
 //!
@@ -44,6 +46,8 @@
 mod cases;
 pub mod logs;
 pub mod python_peer;
+#[cfg(feature = "testkit-tls")]
+pub mod tls;
 
 use crate::{Capabilities, Transport};
 use std::fmt;
