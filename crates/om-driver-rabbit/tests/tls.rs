@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{driver, env_or_skip, obj, uniq};
+use common::{credentials, driver, env_or_skip, obj, uniq};
 use om_driver_api::om_core::{Target, TransportUrl};
 use om_driver_api::testkit::tls::{ca_file, proxy};
 use om_driver_api::{Driver, DriverConfig, ListenOptions, ReplyEvent, Retry, RpcRequest};
@@ -17,20 +17,13 @@ use serde_json::json;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-/// The broker's address and a `rabbit://` URL with the same credentials
-/// pointing at `addr` instead.
+/// A `rabbit://` URL with the credentials of `url`, pointing at `addr`.
 fn via(url: &str, addr: SocketAddr) -> String {
-    let u = TransportUrl::parse(url).expect("url");
-    let h = &u.hosts[0];
-    let user = h.username.clone().unwrap_or_else(|| "guest".into());
-    let password = h
-        .password
-        .as_ref()
-        .map(|p| p.expose().to_owned())
-        .unwrap_or_else(|| "guest".into());
+    let (user, password) = credentials(url);
     format!("rabbit://{user}:{password}@{addr}/")
 }
 
+/// The socket address of `url`'s first host.
 fn broker_addr(url: &str) -> SocketAddr {
     let u = TransportUrl::parse(url).expect("url");
     let h = &u.hosts[0];

@@ -8,8 +8,6 @@
 //! CA's private key was discarded after signing, so nothing but this
 //! certificate chains to [`ca_file`]. Test use only.
 
-#![allow(clippy::result_large_err)]
-
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;

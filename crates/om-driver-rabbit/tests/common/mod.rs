@@ -23,6 +23,20 @@ pub fn driver(url: &str, options: &[(&str, &str)]) -> RabbitDriver {
     RabbitDriver::open(&config).expect("open driver")
 }
 
+/// The user name and password of a `rabbit://` test URL's first host
+/// (`guest` for either when the URL gives none).
+pub fn credentials(url: &str) -> (String, String) {
+    let u = TransportUrl::parse(url).expect("url");
+    let h = &u.hosts[0];
+    (
+        h.username.clone().unwrap_or_else(|| "guest".into()),
+        h.password
+            .as_ref()
+            .map(|p| p.expose().to_owned())
+            .unwrap_or_else(|| "guest".into()),
+    )
+}
+
 /// The AMQP URI of a `rabbit://` test URL (single host).
 pub fn amqp_uri(url: &str) -> String {
     let u = TransportUrl::parse(url).expect("url");
@@ -31,16 +45,11 @@ pub fn amqp_uri(url: &str) -> String {
         None | Some("") | Some("/") => "%2f".to_owned(),
         Some(v) => v.to_owned(),
     };
+    let (user, password) = credentials(url);
     format!(
-        "amqp://{}:{}@{}:{}/{}",
-        h.username.clone().unwrap_or_else(|| "guest".into()),
-        h.password
-            .as_ref()
-            .map(|p| p.expose().to_owned())
-            .unwrap_or_else(|| "guest".into()),
+        "amqp://{user}:{password}@{}:{}/{vhost}",
         h.hostname,
         h.port.unwrap_or(5672),
-        vhost
     )
 }
 
