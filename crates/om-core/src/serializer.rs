@@ -28,6 +28,13 @@ pub trait Serializer: Send + Sync + 'static {
     fn serialize_context(&self, ctxt: &Context) -> Result<Context>;
     /// Rebuilds a context received.
     fn deserialize_context(&self, ctxt: Context) -> Result<Context>;
+    /// Whether [`Serializer::serialize_entity`] reads its context. `true`
+    /// unless a serializer says otherwise; when `false`, a server hands the
+    /// request context to the endpoint without keeping a copy to serialize
+    /// the result with.
+    fn entities_use_context(&self) -> bool {
+        true
+    }
 }
 
 /// A shared, dynamically typed serializer.
@@ -49,6 +56,9 @@ impl Serializer for NoOpSerializer {
     }
     fn deserialize_context(&self, ctxt: Context) -> Result<Context> {
         Ok(ctxt)
+    }
+    fn entities_use_context(&self) -> bool {
+        false
     }
 }
 
@@ -80,6 +90,9 @@ impl<S: Serializer> Serializer for RequestContextSerializer<S> {
     }
     fn deserialize_context(&self, ctxt: Context) -> Result<Context> {
         Ok(RequestContext::from_context(&ctxt)?.to_context())
+    }
+    fn entities_use_context(&self) -> bool {
+        self.base.entities_use_context()
     }
 }
 
@@ -135,6 +148,9 @@ impl Serializer for MsgPackSerializer {
     }
     fn deserialize_context(&self, ctxt: Context) -> Result<Context> {
         Ok(ctxt)
+    }
+    fn entities_use_context(&self) -> bool {
+        false
     }
 }
 

@@ -23,23 +23,29 @@ impl Version {
                 "Version must contain a major and minor integer. Got {s}"
             ))
         };
-        let parts: Vec<&str> = s.split('.').collect();
-        if parts.len() < 2 || parts.len() > 3 {
+        let num = |p: Option<&str>| -> Result<u64> {
+            match p {
+                Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+                    p.parse::<u64>().map_err(|_| bad())
+                }
+                _ => Err(bad()),
+            }
+        };
+        // Parsed in place: a client checks its version cap on every call.
+        let mut parts = s.split('.');
+        let major = num(parts.next())?;
+        let minor = num(parts.next())?;
+        let revision = match parts.next() {
+            Some(r) => num(Some(r))?,
+            None => 0,
+        };
+        if parts.next().is_some() {
             return Err(bad());
         }
-        let num = |p: &str| -> Result<u64> {
-            if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(bad());
-            }
-            p.parse::<u64>().map_err(|_| bad())
-        };
         Ok(Version {
-            major: num(parts[0])?,
-            minor: num(parts[1])?,
-            revision: match parts.get(2) {
-                Some(r) => num(r)?,
-                None => 0,
-            },
+            major,
+            minor,
+            revision,
         })
     }
 }

@@ -184,7 +184,26 @@ struct PubConn {
     reply: Mutex<Option<Channel>>,
     next_exact: AtomicUsize,
     declare_channel: tokio::sync::Mutex<Option<Channel>>,
-    declared: Mutex<HashSet<String>>,
+    declared: Mutex<Declared>,
+}
+
+/// What this connection has declared: exchanges by name (looked up on
+/// every publish, so without building a key), queues by
+/// exchange, name and routing key.
+#[derive(Default)]
+struct Declared {
+    exchanges: HashSet<String>,
+    queues: HashSet<String>,
+}
+
+impl Declared {
+    fn set(set: &mut HashSet<String>, key: &str, yes: bool) {
+        if !yes {
+            set.remove(key);
+        } else if !set.contains(key) {
+            set.insert(key.to_owned());
+        }
+    }
 }
 
 impl PubConn {
@@ -192,20 +211,16 @@ impl PubConn {
         self.conn.status().connected()
     }
 
-    fn is_declared(&self, key: &str) -> bool {
-        self.declared
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(key)
+    fn declared(&self) -> std::sync::MutexGuard<'_, Declared> {
+        self.declared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set_declared(&self, key: String, yes: bool) {
-        let mut d = self.declared.lock().unwrap_or_else(|e| e.into_inner());
-        if yes {
-            d.insert(key);
-        } else {
-            d.remove(&key);
-        }
+    fn exchange_declared(&self, name: &str) -> bool {
+        self.declared().exchanges.contains(name)
+    }
+
+    fn set_exchange_declared(&self, name: &str, yes: bool) {
+        Declared::set(&mut self.declared().exchanges, name, yes);
     }
 
     async fn open_confirm_channel(&self) -> std::result::Result<Channel, lapin::Error> {
@@ -304,7 +319,7 @@ impl Publisher {
             reply: Mutex::new(None),
             next_exact: AtomicUsize::new(0),
             declare_channel: tokio::sync::Mutex::new(None),
-            declared: Mutex::new(HashSet::new()),
+            declared: Mutex::new(Declared::default()),
         });
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Some(pc.clone());
         Ok(pc)
@@ -368,7 +383,7 @@ impl Publisher {
             if code == 404 {
                 // The exchange vanished (e.g. an auto-deleted fanout
                 // exchange): declare it again and retry.
-                pc.set_declared(exchange_key(exchange), false);
+                pc.set_exchange_declared(exchange, false);
                 return Failure::Retry(text);
             }
             if code == 406 || code == 403 {
@@ -501,12 +516,11 @@ impl Publisher {
         pc: &PubConn,
         x: &ExchangeDecl,
     ) -> std::result::Result<(), Failure> {
-        let key = exchange_key(&x.name);
-        if pc.is_declared(&key) {
+        if pc.exchange_declared(&x.name) {
             return Ok(());
         }
         let mut slot = pc.declare_channel.lock().await;
-        if pc.is_declared(&key) {
+        if pc.exchange_declared(&x.name) {
             return Ok(());
         }
         let name = short_string("exchange", &x.name).map_err(Failure::Fatal)?;
@@ -525,7 +539,7 @@ impl Publisher {
                 .await
             {
                 Ok(()) => {
-                    pc.set_declared(key, true);
+                    pc.set_exchange_declared(&x.name, true);
                     return Ok(());
                 }
                 Err(e) if durable && is_durable_mismatch(&e) => {
@@ -549,7 +563,7 @@ impl Publisher {
 
     async fn ensure_queue(&self, pc: &PubConn, q: &QueueDecl) -> std::result::Result<(), Failure> {
         let key = format!("q\u{0}{}\u{0}{}\u{0}{}", q.exchange, q.name, q.routing_key);
-        if pc.is_declared(&key) {
+        if pc.declared().queues.contains(&key) {
             return Ok(());
         }
         let mut slot = pc.declare_channel.lock().await;
@@ -583,7 +597,7 @@ impl Publisher {
         )
         .await
         .map_err(fatal)?;
-        pc.set_declared(key, true);
+        Declared::set(&mut pc.declared().queues, &key, true);
         Ok(())
     }
 
@@ -636,10 +650,6 @@ fn settle_return(
 /// Whether `returned` is `out`'s own message (same routing key and body).
 fn is_own_return(out: &Outgoing<'_>, returned: &BasicReturnMessage) -> bool {
     returned.delivery.routing_key.as_str() == out.routing_key && returned.delivery.data == out.body
-}
-
-fn exchange_key(name: &str) -> String {
-    format!("x\u{0}{name}")
 }
 
 impl std::fmt::Debug for Publisher {

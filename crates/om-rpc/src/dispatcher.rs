@@ -233,7 +233,15 @@ impl RpcDispatcher {
                 .serializer
                 .deserialize_entity(&ctxt, std::mem::take(v))?;
         }
-        let fut = (method.handler)(ctxt.clone(), args);
+        // The endpoint takes the context; keep a copy for the result only
+        // when the serializer reads it.
+        let (ctxt, endpoint_ctxt) = if self.serializer.entities_use_context() {
+            let copy = ctxt.clone();
+            (ctxt, copy)
+        } else {
+            (Context::default(), ctxt)
+        };
+        let fut = (method.handler)(endpoint_ctxt, args);
         let result = match AssertUnwindSafe(fut).catch_unwind().await {
             Ok(r) => r?,
             Err(panic) => {

@@ -456,8 +456,9 @@ impl RpcServer {
 /// A bounded window of recently seen `_unique_id`s.
 pub(crate) struct DedupWindow {
     cap: usize,
-    order: VecDeque<String>,
-    seen: HashSet<String>,
+    // One allocation per id, shared by both.
+    order: VecDeque<Arc<str>>,
+    seen: HashSet<Arc<str>>,
 }
 
 impl DedupWindow {
@@ -482,8 +483,9 @@ impl DedupWindow {
                 self.seen.remove(&old);
             }
         }
-        self.order.push_back(id.to_owned());
-        self.seen.insert(id.to_owned());
+        let id: Arc<str> = Arc::from(id);
+        self.order.push_back(id.clone());
+        self.seen.insert(id);
         false
     }
 }

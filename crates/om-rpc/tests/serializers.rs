@@ -106,3 +106,54 @@ async fn serializers_apply_on_both_sides() {
     shutdown(&s).await;
     shutdown(&raw).await;
 }
+
+/// Serializes results with the request context: each string result gets
+/// the caller's `user` appended.
+struct ByUser;
+
+impl Serializer for ByUser {
+    fn serialize_entity(&self, c: &Context, v: Value) -> Result<Value> {
+        let user = c.get("user").and_then(Value::as_str).unwrap_or("?");
+        Ok(match v {
+            Value::String(s) => Value::String(format!("{s} for {user}")),
+            other => other,
+        })
+    }
+    fn deserialize_entity(&self, _c: &Context, v: Value) -> Result<Value> {
+        Ok(v)
+    }
+    fn serialize_context(&self, c: &Context) -> Result<Context> {
+        Ok(c.clone())
+    }
+    fn deserialize_context(&self, c: Context) -> Result<Context> {
+        Ok(c)
+    }
+}
+
+#[tokio::test]
+async fn a_result_is_serialized_with_the_request_context() {
+    let t = transport("serializer-ctx").await;
+    let s = RpcServer::builder(t.clone(), Target::new("ser3").with_server("s1"))
+        .endpoint(
+            Endpoint::new().method("echo", |c: Context, a: S| async move {
+                // The endpoint owns its context; the serializer still sees it.
+                assert_eq!(c.get("user"), Some(&Value::from("u")));
+                Ok(a.s)
+            }),
+        )
+        .serializer(Arc::new(ByUser))
+        .build()
+        .unwrap();
+    s.start().await.unwrap();
+    let c = RpcClient::new(t.clone(), Target::new("ser3"));
+    let r: String = c
+        .call(
+            &Context::new().with("user", "u"),
+            "echo",
+            serde_json::json!({"s": "hi"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r, "hi for u");
+    shutdown(&s).await;
+}
