@@ -18,13 +18,14 @@ use crate::publisher::{amqp_error, is_durable_mismatch, ExchangeDecl};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::types::{AMQPValue, DeliveryTag, FieldTable, ShortString};
 use lapin::{Channel, Connection};
 use om_driver_api::om_core::{Error, Result};
 use om_driver_api::Retry;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -63,12 +64,15 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// [`Deliveries`].
 struct Feed {
     merged: BoxStream<'static, Ev>,
+    /// The channel the consumers run on, where their deliveries are settled.
+    channel: Arc<Channel>,
     /// Tells the supervisor why the connection is lost.
     lost: oneshot::Sender<String>,
 }
 
 /// The deliveries of a consuming connection, `(delivery, index of its
-/// queue)`, across reconnections, until the consumers are stopped.
+/// queue, how to settle it)`, across reconnections, until the consumers
+/// are stopped.
 pub(crate) struct Deliveries {
     feeds: mpsc::UnboundedReceiver<Feed>,
     current: Option<Feed>,
@@ -83,7 +87,7 @@ pub(crate) struct Deliveries {
 impl Deliveries {
     /// The next delivery; `None` once the consumers were stopped and what
     /// they had received was handed out (or the supervisor ended).
-    pub(crate) async fn next(&mut self) -> Option<(Delivery, usize)> {
+    pub(crate) async fn next(&mut self) -> Option<(Delivery, usize, Settler)> {
         loop {
             if self.current.is_none() {
                 self.current = Some(self.feeds.recv().await?);
@@ -107,8 +111,9 @@ impl Deliveries {
             let stopping = self.drain_until.is_some();
             let lost = match ev {
                 Some(Ev::Msg(i, Ok(d))) => {
+                    let settler = Settler::new(feed.channel.clone(), d.delivery_tag);
                     self.track(i, &d);
-                    return Some((d, i));
+                    return Some((d, i, settler));
                 }
                 // After a stop, the cancelled consumers end one by one.
                 Some(Ev::End(_)) if stopping => continue,
@@ -147,6 +152,52 @@ impl Deliveries {
                 *slot = Some(off.saturating_add(1));
             }
         }
+    }
+}
+
+/// Settles (acknowledges or rejects) one delivery, once, on the channel it
+/// came on.
+///
+/// The frame goes straight to the channel: lapin's `Acker` would hand it to
+/// lapin's internal task, which spawns another task to send it, and an RPC
+/// server waits for the acknowledgement before dispatching, so those two
+/// wake-ups would sit on every call's path. Settling on a channel that is
+/// gone fails; the broker then delivers the message again.
+pub(crate) struct Settler {
+    channel: Arc<Channel>,
+    tag: DeliveryTag,
+    settled: AtomicBool,
+}
+
+impl Settler {
+    fn new(channel: Arc<Channel>, tag: DeliveryTag) -> Self {
+        Settler {
+            channel,
+            tag,
+            settled: AtomicBool::new(false),
+        }
+    }
+
+    /// Acknowledges; `Ok(false)` if the delivery was already settled.
+    pub(crate) async fn ack(&self) -> std::result::Result<bool, lapin::Error> {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return Ok(false);
+        }
+        self.channel
+            .basic_ack(self.tag, BasicAckOptions::default())
+            .await?;
+        Ok(true)
+    }
+
+    /// Rejects, requeueing or not; `Ok(false)` if already settled.
+    pub(crate) async fn reject(&self, requeue: bool) -> std::result::Result<bool, lapin::Error> {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return Ok(false);
+        }
+        self.channel
+            .basic_reject(self.tag, BasicRejectOptions { requeue })
+            .await?;
+        Ok(true)
     }
 }
 
@@ -445,6 +496,7 @@ async fn run(
     let (lost_tx, lost_rx) = oneshot::channel();
     let feed = Feed {
         merged: stream::select_all(streams).boxed(),
+        channel: Arc::new(live.channel.clone()),
         lost: lost_tx,
     };
     match &feeds.tx {

@@ -3,14 +3,13 @@
 
 use crate::codec::{self, short_string, MSG_ID, REPLY_Q, TIMEOUT, UNIQUE_ID};
 use crate::connect::{Connector, DRIVER};
-use crate::consumer::{ConsumeSpec, ConsumerHandle, Deliveries, QueueSpec};
+use crate::consumer::{ConsumeSpec, ConsumerHandle, Deliveries, QueueSpec, Settler};
 use crate::kombu_json;
 use crate::options::{Compression, RabbitOptions};
 use crate::publisher::{ExchangeDecl, Outgoing, Publisher, QueueDecl, Returned, Routing};
 use crate::qmanager::QueueManager;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicRejectOptions};
-use lapin::{Acker, BasicProperties, ExchangeKind};
+use lapin::{BasicProperties, ExchangeKind};
 use om_driver_api::om_core::envelope::Format;
 use om_driver_api::om_core::{uuid_hex, Error, Priority, RemoteError, Result, Target, Value};
 use om_driver_api::{
@@ -161,7 +160,7 @@ impl Inner {
                     ConsumerHandle::start(self.connector.clone(), spec).await?;
                 let t = table.clone();
                 tokio::spawn(async move {
-                    while let Some((d, _)) = deliveries.next().await {
+                    while let Some((d, _, _)) = deliveries.next().await {
                         t.dispatch(&d);
                     }
                 });
@@ -726,12 +725,13 @@ impl RabbitListener {
         shared: &Arc<ListenerShared>,
         kind: ListenerKind,
         d: Delivery,
+        settler: Settler,
     ) -> Result<Option<IncomingMessage>> {
         let split = match codec::decode_request(&d.properties, &d.data) {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!(error = %e, routing_key = %d.routing_key, "undecodable message rejected");
-                if let Err(re) = d.acker.reject(BasicRejectOptions { requeue: false }).await {
+                if let Err(re) = settler.reject(false).await {
                     tracing::warn!(error = %re, "could not reject the undecodable message");
                 }
                 return Err(e);
@@ -751,7 +751,7 @@ impl RabbitListener {
         if let Some(u) = &unique_id {
             if shared.seen(u) {
                 tracing::debug!(unique_id = %u, "duplicate message dropped");
-                let _ = d.acker.ack(BasicAckOptions::default()).await;
+                let _ = settler.ack().await;
                 return Ok(None);
             }
             if kind == ListenerKind::Rpc {
@@ -769,7 +769,7 @@ impl RabbitListener {
             _ => None,
         };
         let handle = RabbitHandle {
-            acker: d.acker,
+            settler,
             kind,
             reply,
             unique_id: unique_id.clone(),
@@ -787,8 +787,8 @@ impl Listener for RabbitListener {
     fn next(&mut self) -> BoxFuture<'_, Option<Result<IncomingMessage>>> {
         Box::pin(async move {
             loop {
-                let (d, _) = self.deliveries.next().await?;
-                match Self::decode(&self.shared, self.kind, d).await {
+                let (d, _, settler) = self.deliveries.next().await?;
+                match Self::decode(&self.shared, self.kind, d, settler).await {
                     Ok(Some(m)) => return Some(Ok(m)),
                     Ok(None) => continue,
                     Err(e) => return Some(Err(e)),
@@ -815,7 +815,7 @@ impl Listener for RabbitListener {
 
 /// The broker-side actions on one received message.
 struct RabbitHandle {
-    acker: Acker,
+    settler: Settler,
     kind: ListenerKind,
     /// `(reply queue, msg_id)` of a call.
     reply: Option<(String, String)>,
@@ -849,7 +849,7 @@ impl RabbitHandle {
 impl IncomingHandle for RabbitHandle {
     fn acknowledge(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            let r = match self.acker.ack(BasicAckOptions::default()).await {
+            let r = match self.settler.ack().await {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(Error::transport(
                     DRIVER,
@@ -872,7 +872,7 @@ impl IncomingHandle for RabbitHandle {
 
     fn requeue(&self) -> BoxFuture<'_, Result<()>> {
         Box::pin(async move {
-            match self.acker.reject(BasicRejectOptions { requeue: true }).await {
+            match self.settler.reject(true).await {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(Error::transport(
                     DRIVER,
