@@ -38,6 +38,17 @@ struct S {
     s: String,
 }
 
+/// Calls `echo(s="hi")` with the context `{"user": "u"}`.
+async fn echo_hi_as_u(c: &RpcClient) -> String {
+    c.call(
+        &Context::new().with("user", "u"),
+        "echo",
+        serde_json::json!({"s": "hi"}),
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn serializers_apply_on_both_sides() {
     let t = transport("serializer").await;
@@ -61,14 +72,7 @@ async fn serializers_apply_on_both_sides() {
     let c = RpcClient::builder(t.clone(), Target::new("ser"))
         .serializer(Arc::new(Tagging))
         .build();
-    let r: String = c
-        .call(
-            &Context::new().with("user", "u"),
-            "echo",
-            serde_json::json!({"s": "hi"}),
-        )
-        .await
-        .unwrap();
+    let r = echo_hi_as_u(&c).await;
     assert_eq!(
         r, "hi",
         "result serialized by the server, deserialized by the client"
@@ -146,14 +150,7 @@ async fn a_result_is_serialized_with_the_request_context() {
         .unwrap();
     s.start().await.unwrap();
     let c = RpcClient::new(t.clone(), Target::new("ser3"));
-    let r: String = c
-        .call(
-            &Context::new().with("user", "u"),
-            "echo",
-            serde_json::json!({"s": "hi"}),
-        )
-        .await
-        .unwrap();
+    let r = echo_hi_as_u(&c).await;
     assert_eq!(r, "hi for u");
     shutdown(&s).await;
 }
