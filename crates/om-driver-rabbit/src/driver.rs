@@ -853,11 +853,16 @@ impl IncomingHandle for RabbitHandle {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(Error::transport(
                     DRIVER,
-                    "the message can no longer be acknowledged (already settled, or its connection was lost; \
-                     the broker will deliver it again)",
+                    "the message was already acknowledged or rejected",
                     false,
                 )),
-                Err(e) => Err(Error::transport(DRIVER, format!("acknowledge failed: {e}"), false)),
+                Err(e) => Err(Error::transport(
+                    DRIVER,
+                    format!(
+                        "acknowledge failed: {e} (if its channel is gone, the broker will deliver it again)"
+                    ),
+                    false,
+                )),
             };
             if let Some(u) = &self.unique_id {
                 match (self.kind, r.is_ok()) {
@@ -876,10 +881,14 @@ impl IncomingHandle for RabbitHandle {
                 Ok(true) => Ok(()),
                 Ok(false) => Err(Error::transport(
                     DRIVER,
-                    "the message can no longer be requeued (already settled, or its connection was lost)",
+                    "the message was already acknowledged or rejected",
                     false,
                 )),
-                Err(e) => Err(Error::transport(DRIVER, format!("requeue failed: {e}"), false)),
+                Err(e) => Err(Error::transport(
+                    DRIVER,
+                    format!("requeue failed: {e}"),
+                    false,
+                )),
             }
         })
     }
