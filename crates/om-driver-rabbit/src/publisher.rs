@@ -196,16 +196,6 @@ struct Declared {
     queues: HashSet<String>,
 }
 
-impl Declared {
-    fn set(set: &mut HashSet<String>, key: &str, yes: bool) {
-        if !yes {
-            set.remove(key);
-        } else if !set.contains(key) {
-            set.insert(key.to_owned());
-        }
-    }
-}
-
 impl PubConn {
     fn connected(&self) -> bool {
         self.conn.status().connected()
@@ -220,7 +210,12 @@ impl PubConn {
     }
 
     fn set_exchange_declared(&self, name: &str, yes: bool) {
-        Declared::set(&mut self.declared().exchanges, name, yes);
+        let mut d = self.declared();
+        if !yes {
+            d.exchanges.remove(name);
+        } else if !d.exchanges.contains(name) {
+            d.exchanges.insert(name.to_owned());
+        }
     }
 
     async fn open_confirm_channel(&self) -> std::result::Result<Channel, lapin::Error> {
@@ -597,7 +592,7 @@ impl Publisher {
         )
         .await
         .map_err(fatal)?;
-        Declared::set(&mut pc.declared().queues, &key, true);
+        pc.declared().queues.insert(key);
         Ok(())
     }
 
